@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <sqlite3.h>
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace jobsched {
+
+/// Every error jobsched throws. Carries SQLite's primary and extended result codes and,
+/// when a statement failed, its SQL text.
+class Error : public std::runtime_error {
+ public:
+  Error(const std::string& message, int code, int extended_code, std::string sql = {})
+      : std::runtime_error(message), code_(code), extended_code_(extended_code), sql_(std::move(sql)) {}
+
+  /// The primary SQLite result code (for example SQLITE_BUSY).
+  int code() const noexcept { return code_; }
+  /// The extended SQLite result code (for example SQLITE_IOERR_FSYNC).
+  int extended_code() const noexcept { return extended_code_; }
+  /// The SQL that failed, or empty when the error did not come from a statement.
+  const std::string& sql() const noexcept { return sql_; }
+
+ private:
+  int code_;
+  int extended_code_;
+  std::string sql_;
+};
+
+/// A bad argument (a time out of order, NaN, infinite, a negative duration), refused
+/// before any SQL ran. Its code is SQLITE_MISUSE.
+class InvalidArgumentError : public Error {
+ public:
+  explicit InvalidArgumentError(const std::string& message)
+      : Error(message, SQLITE_MISUSE, SQLITE_MISUSE) {}
+};
+
+/// The database stayed locked by another connection for longer than the busy timeout.
+/// Nothing was changed.
+class BusyError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The file is not a job database this build can use: not SQLite at all, a schema
+/// version newer than this build knows, or a `job_schema` table without its version row.
+class SchemaError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Reading or writing the file failed, or the disk (or the database's size limit) is full.
+class IoError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A constraint in the database refused the change.
+class ConstraintError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace jobsched

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+/// jobsched: a persistent schedule of jobs in SQLite. Include this header for everything.
+
+#include "error.hpp"
+#include "job.hpp"
+#include "migrations.hpp"
+#include "options.hpp"
+#include "payload.hpp"
+#include "scheduler.hpp"
+#include "time.hpp"
+
+#define JOBSCHED_VERSION_MAJOR 0
+#define JOBSCHED_VERSION_MINOR 1
+#define JOBSCHED_VERSION_PATCH 0

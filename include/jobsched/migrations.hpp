@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "detail/sql.hpp"
+#include "detail/sqlite.hpp"
+#include "detail/transaction.hpp"
+#include "error.hpp"
+
+namespace jobsched {
+
+/// The schema version this build writes. Files at versions -1 (empty) to 2, written by the
+/// original Python scheduler and its successor, are upgraded to it on open.
+inline constexpr int current_schema_version = 3;
+
+namespace detail {
+
+struct Migration {
+  int version;
+  const char* script;
+};
+
+// The lineage of job.db files. Versions 0 to 2 are exactly what the Python programs ran;
+// they must never change, or files they wrote would be upgraded differently from ours.
+inline constexpr Migration migrations[] = {
+    {0,
+     "CREATE TABLE IF NOT EXISTS job ("
+     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " data BLOB,"
+     " created_at REAL NOT NULL,"
+     " starts_at REAL NOT NULL,"
+     " expires_at REAL,"
+     " completed_at REAL,"
+     " CONSTRAINT job_must_be_created_before_start CHECK (created_at <= starts_at),"
+     " CONSTRAINT job_must_start_before_expiration"
+     "  CHECK (expires_at IS NULL OR starts_at <= expires_at));"
+     "CREATE INDEX IF NOT EXISTS ix_job_starts_at_expires_at ON job (starts_at, expires_at);"},
+    {1,
+     "DROP INDEX IF EXISTS ix_job_starts_at_expires_at;"
+     "CREATE INDEX IF NOT EXISTS ix_job_completed_at_expires_at"
+     " ON job (completed_at, expires_at);"
+     "CREATE TABLE IF NOT EXISTS job_schema (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+     "INSERT OR IGNORE INTO job_schema (key, value) VALUES ('version', 0);"},
+    {2, "ALTER TABLE job ADD COLUMN locked_at REAL;"},
+    // Ours: the next job comes from a partial index in (starts_at, id) order, so finding it
+    // never sorts; counting and expiring pending jobs scan a covering index of their expiry.
+    {3,
+     "DROP INDEX IF EXISTS ix_job_completed_at_expires_at;"
+     "CREATE INDEX ix_job_pending_starts_at ON job (starts_at) WHERE completed_at IS NULL;"
+     "CREATE INDEX ix_job_pending_expires_at ON job (expires_at)"
+     " WHERE completed_at IS NULL;"},
+};
+static_assert(sizeof migrations / sizeof migrations[0] == current_schema_version + 1);
+
+inline bool has_table(sqlite3* db, const char* name) {
+  const Statement statement(db, sql::has_table, 0);
+  Run run(statement);
+  run.bind_text(1, name);
+  return run.step();
+}
+
+/// The file's schema version: -1 without a `job` table, 0 with a `job` table but no
+/// `job_schema`, else the version row. Throws SchemaError when the version row is missing
+/// or is not an integer, and when the file is not an SQLite database.
+inline int read_schema_version(sqlite3* db) {
+  if (!has_table(db, "job_schema")) return has_table(db, "job") ? 0 : -1;
+  const Statement statement(db, sql::select_version, 0);
+  Run run(statement);
+  if (!run.step()) {
+    throw SchemaError("jobsched: table job_schema has no 'version' row; refusing to open",
+                      SQLITE_ERROR, SQLITE_ERROR, sql::select_version);
+  }
+  if (run.column_type(0) != SQLITE_INTEGER) {
+    throw SchemaError("jobsched: job_schema version is not an integer: '" +
+                          std::string(run.column_text(0)) + "'",
+                      SQLITE_MISMATCH, SQLITE_MISMATCH, sql::select_version);
+  }
+  const std::int64_t version = run.column_int64(0);
+  if (version < 0 || version > current_schema_version) {
+    throw SchemaError("jobsched: schema version " + std::to_string(version) +
+                          " is not one this build knows (it knows up to " +
+                          std::to_string(current_schema_version) + "); refusing to open",
+                      SQLITE_ERROR, SQLITE_ERROR, sql::select_version);
+  }
+  return static_cast<int>(version);
+}
+
+/// Brings the schema to the current version in one write transaction (joined through a
+/// SAVEPOINT if the caller has one open). Reads the version again once the write lock is
+/// held, so that of several connections opening an old file at once exactly one migrates.
+/// Returns the version it migrated from, or nothing when the file was already current.
+inline std::optional<int> migrate(sqlite3* db) {
+  WriteTransaction transaction(db);
+  const int from = read_schema_version(db);
+  if (from == current_schema_version) return std::nullopt;
+  for (const Migration& migration : migrations) {
+    if (migration.version > from) exec(db, migration.script);
+  }
+  const Statement statement(db, sql::update_version, 0);
+  Run run(statement);
+  run.bind(1, std::int64_t{current_schema_version});
+  run.execute();
+  transaction.commit();
+  return from;
+}
+
+}  // namespace detail
+}  // namespace jobsched

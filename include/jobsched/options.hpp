@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <chrono>
+
+#include "time.hpp"
+
+namespace jobsched {
+
+/// How hard each commit waits for the disk (SQLite's `PRAGMA synchronous`, in WAL mode).
+enum class Synchronous {
+  /// A commit that returned survives power loss. The default.
+  full,
+  /// A commit that returned survives a crash of the process, but the newest commits may be
+  /// lost if the machine loses power. Several times faster for one job per transaction.
+  normal,
+};
+
+/// Whether a scheduler closes the SQLite handle it was given when it is destroyed.
+enum class Ownership { owned, borrowed };
+
+/// How a scheduler sets up its connection.
+struct Options {
+  /// The source of "now" for every call that takes an optional time. Empty: system clock.
+  Clock clock;
+  Synchronous synchronous = Synchronous::full;
+  /// How long a call waits for another connection's write lock before throwing BusyError.
+  std::chrono::milliseconds busy_timeout{5000};
+};
+
+}  // namespace jobsched

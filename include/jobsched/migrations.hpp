@@ -48,11 +48,12 @@ inline constexpr Migration migrations[] = {
      "INSERT OR IGNORE INTO job_schema (key, value) VALUES ('version', 0);"},
     {2, "ALTER TABLE job ADD COLUMN locked_at REAL;"},
     // Ours: the next job comes from a partial index in (starts_at, id) order, so finding it
-    // never sorts; counting and expiring pending jobs scan a covering index of their expiry.
+    // never sorts; counting and expiring pending jobs scan a covering index of their expiry
+    // (completed_at is in it only so that SQLite sees the index covers those queries).
     {3,
      "DROP INDEX IF EXISTS ix_job_completed_at_expires_at;"
      "CREATE INDEX ix_job_pending_starts_at ON job (starts_at) WHERE completed_at IS NULL;"
-     "CREATE INDEX ix_job_pending_expires_at ON job (expires_at)"
+     "CREATE INDEX ix_job_pending_expires_at ON job (expires_at, completed_at)"
      " WHERE completed_at IS NULL;"},
 };
 static_assert(sizeof migrations / sizeof migrations[0] == current_schema_version + 1);

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "detail/connection_setup.hpp"
 #include "detail/sql.hpp"
 #include "detail/sqlite.hpp"
 #include "detail/validate.hpp"
@@ -219,30 +220,8 @@ class Scheduler {
   Scheduler(detail::ConnectionPtr connection, Options options)
       : connection_(std::move(connection)),
         options_(std::move(options)),
-        migrated_from_(set_up(connection_.get(), options_)),
+        migrated_from_(detail::set_up_connection(connection_.get(), options_)),
         statements_(connection_.get()) {}
-
-  /// Sets the connection up and migrates it. The version is read (and a file this build
-  /// cannot use refused) before anything is written, the journal mode included.
-  static std::optional<int> set_up(sqlite3* db, const Options& options) {
-    sqlite3_extended_result_codes(db, 1);
-    const auto timeout = options.busy_timeout.count();
-    if (timeout < 0) {
-      detail::throw_invalid("busy_timeout must not be negative, got " + std::to_string(timeout) +
-                            " ms");
-    }
-    sqlite3_busy_timeout(db, static_cast<int>(std::min<decltype(timeout)>(timeout, INT32_MAX)));
-    const int version = detail::read_schema_version(db);
-    // Neither setting can change inside a transaction: a host that adopts a handle with one
-    // open keeps the settings it chose.
-    if (sqlite3_get_autocommit(db) != 0) {
-      if (!detail::is_memory_database(db)) detail::exec(db, "PRAGMA journal_mode = WAL");
-      detail::exec(db, options.synchronous == Synchronous::normal ? "PRAGMA synchronous = NORMAL"
-                                                                   : "PRAGMA synchronous = FULL");
-    }
-    if (version == current_schema_version) return std::nullopt;
-    return detail::migrate(db);
-  }
 
   double checked_now(std::optional<TimePoint> time, const char* name = "now") const {
     return detail::checked_time(name, time ? *time : now());

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+// The query plans of the library's own SQL on a migrated file: the next job comes from the
+// partial index on pending jobs in (starts_at, id) order, never from a sort, never from the
+// seed's ix_job_completed_at_expires_at, never from a full scan; counting reads a covering
+// index. Checked on a fresh file and on one migrated from version 1, before and after ANALYZE.
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <jobsched/jobsched.hpp>
+
+#include "catch.hpp"
+#include "support/temp_file.hpp"
+
+namespace {
+
+using jobsched_test::exec_raw;
+using jobsched_test::open_raw;
+using jobsched_test::TempFile;
+
+constexpr double kNow = 1'700'000'000.0;
+
+/// The `detail` column of each row of EXPLAIN QUERY PLAN for `sql`.
+std::vector<std::string> plan_of(sqlite3* db, const std::string& sql) {
+  const std::string explain = "EXPLAIN QUERY PLAN " + sql;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, explain.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+    throw std::runtime_error(std::string("prepare failed: ") + sqlite3_errmsg(db) + " in " +
+                             explain);
+  }
+  sqlite3_bind_double(stmt, 1, kNow);  // ?1 is "now" wherever a statement has it
+  std::vector<std::string> details;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    const unsigned char* detail = sqlite3_column_text(stmt, 3);
+    details.emplace_back(detail != nullptr ? reinterpret_cast<const char*>(detail) : "");
+  }
+  sqlite3_finalize(stmt);
+  return details;
+}
+
+std::string joined(const std::vector<std::string>& plan) {
+  std::string text;
+  for (const std::string& line : plan) text += "  " + line + "\n";
+  return text;
+}
+
+bool mentions(const std::vector<std::string>& plan, const std::string& needle) {
+  for (const std::string& line : plan) {
+    if (line.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+/// A row that scans the job table itself rather than an index: "SCAN job" (SQLite >= 3.36)
+/// or "SCAN TABLE job" (older), with no "USING ... INDEX".
+bool scans_job_without_index(const std::vector<std::string>& plan) {
+  for (const std::string& line : plan) {
+    const bool scan = line.rfind("SCAN job", 0) == 0 || line.rfind("SCAN TABLE job", 0) == 0;
+    if (scan && line.find("INDEX") == std::string::npos) return true;
+  }
+  return false;
+}
+
+/// The next-job statements: from the pending partial index, in order, no sort.
+void check_next_job_plan(sqlite3* db, const char* name, const char* sql) {
+  const std::vector<std::string> plan = plan_of(db, sql);
+  INFO(name << " plan:\n" << joined(plan));
+  CAPTURE(sql);
+  CHECK_FALSE(plan.empty());
+  CHECK_FALSE(mentions(plan, "TEMP B-TREE"));
+  CHECK_FALSE(mentions(plan, "ix_job_completed_at_expires_at"));
+  CHECK_FALSE(mentions(plan, "ix_job_starts_at_expires_at"));
+  CHECK_FALSE(scans_job_without_index(plan));
+  CHECK(mentions(plan, "ix_job_pending_starts_at"));
+}
+
+/// The next-job statements, and deleting expired jobs through the pending expiry index.
+void check_all_plans(sqlite3* db) {
+  using namespace jobsched::detail;
+  check_next_job_plan(db, "select_next_job", sql::select_next_job);
+  check_next_job_plan(db, "select_next_start", sql::select_next_start);
+  check_next_job_plan(db, "lock_next_job", sql::lock_next_job);
+
+  const std::vector<std::string> plan = plan_of(db, sql::delete_expired_jobs);
+  INFO("delete_expired_jobs plan:\n" << joined(plan));
+  CHECK_FALSE(scans_job_without_index(plan));
+  CHECK_FALSE(mentions(plan, "ix_job_completed_at_expires_at"));
+  CHECK(mentions(plan, "ix_job_pending_expires_at"));
+}
+
+/// Counting: both halves (no expiry; expiry after now) read the covering index only.
+void check_count_plan(sqlite3* db) {
+  const std::vector<std::string> plan = plan_of(db, jobsched::detail::sql::count_pending_jobs);
+  INFO("count_pending_jobs plan:\n" << joined(plan));
+  CHECK_FALSE(scans_job_without_index(plan));
+  CHECK_FALSE(mentions(plan, "TEMP B-TREE"));
+  CHECK_FALSE(mentions(plan, "ix_job_completed_at_expires_at"));
+  int covering = 0;
+  for (const std::string& line : plan) {
+    if (line.find("USING COVERING INDEX ix_job_pending_expires_at") != std::string::npos) {
+      ++covering;
+    }
+  }
+  CHECK(covering == 2);
+}
+
+/// `count` jobs through the scheduler: most completed (as files that run a long time are),
+/// some expired, the rest pending with and without expiry.
+void add_jobs(jobsched::Scheduler& scheduler, int count) {
+  exec_raw(scheduler.handle(), "BEGIN");
+  for (int i = 0; i < count; ++i) {
+    const double created = kNow - 10'000 + i;
+    jobsched::JobOptions options;
+    options.created_at = jobsched::from_unix_seconds(created);
+    options.starts_at = jobsched::from_unix_seconds(created + (i % 7) * 100.0);
+    if (i % 3 == 0) options.expires_at = jobsched::from_unix_seconds(created + 20'000);
+    if (i % 11 == 0) options.expires_at = *options.starts_at;  // long expired
+    const jobsched::Job job = scheduler.add_job(jobsched::Payload("p"), options);
+    if (i % 4 != 0) scheduler.complete_job(job.id, jobsched::from_unix_seconds(kNow - 1));
+  }
+  exec_raw(scheduler.handle(), "COMMIT");
+}
+
+/// A version-1 file as the seed wrote it, with `count` jobs (most completed).
+void write_v1_file(const std::string& path, int count) {
+  auto owner = open_raw(path);
+  sqlite3* db = owner.get();
+  exec_raw(db, "PRAGMA journal_mode = WAL");
+  exec_raw(db,
+           "BEGIN;"
+           "CREATE TABLE job (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB,"
+           " created_at REAL NOT NULL, starts_at REAL NOT NULL, expires_at REAL,"
+           " completed_at REAL,"
+           " CONSTRAINT job_must_be_created_before_start CHECK (created_at <= starts_at),"
+           " CONSTRAINT job_must_start_before_expiration"
+           " CHECK (expires_at IS NULL OR starts_at <= expires_at));"
+           "CREATE INDEX ix_job_starts_at_expires_at ON job (starts_at, expires_at);"
+           "COMMIT;"
+           "BEGIN;"
+           "DROP INDEX ix_job_starts_at_expires_at;"
+           "CREATE INDEX ix_job_completed_at_expires_at ON job (completed_at, expires_at);"
+           "CREATE TABLE job_schema (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+           "INSERT INTO job_schema (key, value) VALUES ('version', 1);"
+           "COMMIT;");
+  exec_raw(db,
+           "BEGIN;"
+           "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < " +
+               std::to_string(count - 1) +
+               ")"
+               " INSERT INTO job (data, created_at, starts_at, expires_at, completed_at)"
+               " SELECT 'python', 1690000000.0 + i, 1690000000.0 + i + (i % 5) * 60,"
+               "  CASE WHEN i % 3 = 0 THEN 1690000000.0 + i + 600 END,"
+               "  CASE WHEN i % 4 != 0 THEN 1690000100.0 + i END"
+               " FROM n;"
+               "COMMIT;");
+  // The seed's own statistics, if it had ever run ANALYZE.
+  exec_raw(db, "ANALYZE");
+}
+
+}  // namespace
+
+TEST_CASE("the next-job queries on a fresh file read the pending index without sorting",
+          "[query-plan]") {
+  TempFile file("plan-fresh");
+  auto scheduler = jobsched::Scheduler::open(file.path());
+  REQUIRE(scheduler.migrated_from() == std::optional<int>(-1));
+  SECTION("empty") { check_all_plans(scheduler.handle()); }
+  SECTION("empty, after ANALYZE") {
+    exec_raw(scheduler.handle(), "ANALYZE");
+    check_all_plans(scheduler.handle());
+  }
+  SECTION("with jobs, after ANALYZE") {
+    add_jobs(scheduler, 2000);
+    exec_raw(scheduler.handle(), "ANALYZE");
+    REQUIRE(jobsched_test::query_int(scheduler.handle(), "SELECT count(*) FROM sqlite_stat1") >
+            0);
+    check_all_plans(scheduler.handle());
+  }
+  SECTION("with only pending jobs that never expire, after ANALYZE") {
+    exec_raw(scheduler.handle(), "BEGIN");
+    for (int i = 0; i < 2000; ++i) {
+      jobsched::JobOptions options;
+      options.created_at = jobsched::from_unix_seconds(kNow + i);
+      scheduler.add_job(jobsched::Payload("p"), options);
+    }
+    exec_raw(scheduler.handle(), "COMMIT");
+    exec_raw(scheduler.handle(), "ANALYZE");
+    check_all_plans(scheduler.handle());
+  }
+}
+
+TEST_CASE("the next-job queries on a file migrated from version 1 read the pending index",
+          "[query-plan]") {
+  TempFile file("plan-from-v1");
+  write_v1_file(file.path(), 3000);
+  auto scheduler = jobsched::Scheduler::open(file.path());
+  REQUIRE(scheduler.migrated_from() == std::optional<int>(1));
+  SECTION("as migrated (with the seed's stale statistics)") { check_all_plans(scheduler.handle()); }
+  SECTION("after ANALYZE") {
+    exec_raw(scheduler.handle(), "ANALYZE");
+    check_all_plans(scheduler.handle());
+  }
+  SECTION("after ANALYZE, in a new connection") {
+    exec_raw(scheduler.handle(), "ANALYZE");
+    auto raw = open_raw(file.path());
+    check_all_plans(raw.get());
+  }
+}
+
+TEST_CASE("counting pending jobs reads only the covering index of pending expiry times",
+          "[query-plan]") {
+  SECTION("a fresh file") {
+    TempFile file("plan-count-fresh");
+    auto scheduler = jobsched::Scheduler::open(file.path());
+    check_count_plan(scheduler.handle());
+  }
+  SECTION("a fresh file holding only pending jobs that never expire, after ANALYZE") {
+    TempFile file("plan-count-never-expire");
+    auto scheduler = jobsched::Scheduler::open(file.path());
+    exec_raw(scheduler.handle(), "BEGIN");
+    for (int i = 0; i < 2000; ++i) {
+      jobsched::JobOptions options;
+      options.created_at = jobsched::from_unix_seconds(kNow + i);
+      scheduler.add_job(jobsched::Payload("p"), options);
+    }
+    exec_raw(scheduler.handle(), "COMMIT");
+    exec_raw(scheduler.handle(), "ANALYZE");
+    check_count_plan(scheduler.handle());
+  }
+  SECTION("a file migrated from version 1, after ANALYZE") {
+    TempFile file("plan-count-from-v1");
+    write_v1_file(file.path(), 3000);
+    auto scheduler = jobsched::Scheduler::open(file.path());
+    REQUIRE(scheduler.migrated_from() == std::optional<int>(1));
+    exec_raw(scheduler.handle(), "ANALYZE");
+    check_count_plan(scheduler.handle());
+  }
+}

@@ -32,6 +32,7 @@ class Scheduler {
   /// schema. Files use WAL. Throws SchemaError for a file this build cannot use, IoError
   /// when the file cannot be opened; in both cases nothing is written.
   static Scheduler open(const std::string& path, Options options = {}) {
+    detail::check_options(options);
     sqlite3* raw = nullptr;
     const int rc = sqlite3_open_v2(
         path.c_str(), &raw,
@@ -46,13 +47,15 @@ class Scheduler {
     return Scheduler(std::move(connection), std::move(options));
   }
 
-  /// Uses a connection the host already has, set up and migrated as `open` does. With
-  /// Ownership::owned the scheduler closes it; with borrowed the host must keep it open
-  /// for the scheduler's lifetime and close it afterwards.
+  /// Uses a connection the host already has, set up and migrated as `open` does (extended
+  /// result codes on, the busy timeout applied). With Ownership::owned the scheduler closes
+  /// it, even when adopt throws; with borrowed the host must keep it open for the
+  /// scheduler's lifetime and close it afterwards.
   static Scheduler adopt(sqlite3* db, Ownership ownership, Options options = {}) {
+    detail::ConnectionPtr connection(db, detail::ConnectionCloser{ownership == Ownership::owned});
     if (db == nullptr) detail::throw_invalid("adopt() needs an open sqlite3 handle, got null");
-    return Scheduler(detail::ConnectionPtr(db, detail::ConnectionCloser{ownership == Ownership::owned}),
-                     std::move(options));
+    detail::check_options(options);
+    return Scheduler(std::move(connection), std::move(options));
   }
 
   Scheduler(Scheduler&&) noexcept = default;
@@ -67,6 +70,7 @@ class Scheduler {
     const TimePoint created = options.created_at ? *options.created_at : now();
     const TimePoint starts = options.starts_at ? *options.starts_at : created;
     const detail::CheckedTimes times = detail::check_job_times(created, starts, options.expires_at);
+    detail::check_payload(data);
     {
       detail::Run run(statements_.insert_job);
       bind_payload(run, 1, data);

@@ -35,15 +35,20 @@ inline void enable_wal(sqlite3* db, std::chrono::milliseconds timeout) {
   }
 }
 
+/// Refuses options no connection can use, before anything is opened.
+inline void check_options(const Options& options) {
+  const auto timeout = options.busy_timeout.count();
+  if (timeout < 0) {
+    throw_invalid("busy_timeout must not be negative, got " + std::to_string(timeout) + " ms");
+  }
+}
+
 /// Sets a new connection up and brings its schema to the current version; returns the
 /// version it migrated from, if it migrated. The version is read first, so a file this build
 /// cannot use is refused before anything is written; the journal mode changes only after
 /// the migration committed, so a failed migration leaves the file exactly as it was.
 inline std::optional<int> set_up_connection(sqlite3* db, const Options& options) {
   const auto timeout = options.busy_timeout.count();
-  if (timeout < 0) {
-    throw_invalid("busy_timeout must not be negative, got " + std::to_string(timeout) + " ms");
-  }
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, static_cast<int>(std::min<decltype(timeout)>(timeout, INT32_MAX)));
 

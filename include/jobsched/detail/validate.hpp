@@ -7,6 +7,7 @@
 #include <string>
 
 #include "../error.hpp"
+#include "../payload.hpp"
 #include "../time.hpp"
 
 namespace jobsched::detail {
@@ -67,6 +68,14 @@ inline CheckedTimes check_job_times(TimePoint created, TimePoint starts,
                   ") is after expires_at (" + format_seconds(*times.expires_at) + ")");
   }
   return times;
+}
+
+/// Refuses a REAL NaN payload: SQLite would store it as NULL, losing it.
+inline void check_payload(const Payload& data) {
+  const std::optional<double> real = data.as_real();
+  if (real && std::isnan(*real)) {
+    throw_invalid("a REAL payload must not be NaN (SQLite would store it as NULL)");
+  }
 }
 
 }  // namespace jobsched::detail

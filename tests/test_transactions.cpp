@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: MIT
+// Transactions: the scheduler joins a transaction the host has open on its handle (its
+// changes commit and roll back with the host's), migrations inside one use a SAVEPOINT, and
+// lock_next_job never hands one job to two schedulers.
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "support/temp_file.hpp"
+
+namespace {
+
+using jobsched::Ownership;
+using jobsched::Scheduler;
+using jobsched_test::at;
+using jobsched_test::exec_raw;
+using jobsched_test::open_raw;
+using jobsched_test::query_int;
+using jobsched_test::TempFile;
+
+long long job_count(sqlite3* db) { return query_int(db, "SELECT count(*) FROM job"); }
+long long table_count(sqlite3* db, const std::string& name) {
+  return query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" +
+                           name + "'");
+}
+
+jobsched::JobOptions times(double created, double starts) {
+  jobsched::JobOptions options;
+  options.created_at = at(created);
+  options.starts_at = at(starts);
+  return options;
+}
+
+/// Records the text of every statement a connection runs.
+struct StatementLog {
+  std::vector<std::string> statements;
+
+  void attach(sqlite3* db) {
+    sqlite3_trace_v2(
+        db, SQLITE_TRACE_STMT,
+        [](unsigned, void* context, void* statement, void*) -> int {
+          const char* sql = sqlite3_sql(static_cast<sqlite3_stmt*>(statement));
+          static_cast<StatementLog*>(context)->statements.emplace_back(sql != nullptr ? sql : "");
+          return 0;
+        },
+        this);
+  }
+  static void detach(sqlite3* db) { sqlite3_trace_v2(db, 0, nullptr, nullptr); }
+
+  long long count_starting_with(const std::string& prefix) const {
+    long long count = 0;
+    for (const std::string& statement : statements) {
+      if (statement.rfind(prefix, 0) == 0) ++count;
+    }
+    return count;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("A job added inside the host's transaction is gone when the host rolls back",
+          "[transactions]") {
+  for (const char* begin : {"BEGIN", "BEGIN IMMEDIATE"}) {
+    TempFile file("transactions-rollback");
+    for (const std::string& path : {file.path(), std::string(":memory:")}) {
+      INFO("database: " << path << ", host runs " << begin);
+      Scheduler scheduler = Scheduler::open(path);
+      const auto kept = scheduler.add_job("kept", times(1, 2));
+      const long long sequence_before =
+          query_int(scheduler.handle(), "SELECT seq FROM sqlite_sequence WHERE name = 'job'");
+
+      exec_raw(scheduler.handle(), begin);
+      const auto job = scheduler.add_job("rolled back", times(1, 2));
+      CHECK(job.id == kept.id + 1);
+      // Inside the transaction the scheduler sees its own change, and the host is still in it.
+      CHECK(sqlite3_get_autocommit(scheduler.handle()) == 0);
+      REQUIRE(scheduler.get_job(job.id).has_value());
+      CHECK(scheduler.count_pending_jobs(at(3)) == 2);
+      CHECK(scheduler.complete_job(kept.id, at(5)));
+      const auto locked = scheduler.lock_next_job(at(3));
+      REQUIRE(locked.has_value());
+      CHECK(locked->id == job.id);
+      exec_raw(scheduler.handle(), "ROLLBACK");
+
+      CHECK_FALSE(scheduler.get_job(job.id).has_value());
+      CHECK(scheduler.count_pending_jobs(at(3)) == 1);
+      CHECK(job_count(scheduler.handle()) == 1);
+      CHECK(query_int(scheduler.handle(),
+                      "SELECT seq FROM sqlite_sequence WHERE name = 'job'") == sequence_before);
+      const auto kept_after = scheduler.get_job(kept.id);
+      REQUIRE(kept_after.has_value());
+      CHECK(*kept_after == kept);  // neither completed nor locked
+      const auto next = scheduler.next_job(at(3));
+      REQUIRE(next.has_value());
+      CHECK(next->id == kept.id);
+      // The id of the rolled-back job is free again.
+      CHECK(scheduler.add_job("after", times(1, 2)).id == job.id);
+    }
+  }
+}
+
+TEST_CASE("A job added with the host's own write in one transaction commits with it",
+          "[transactions]") {
+  TempFile file("transactions-commit");
+  for (const std::string& path : {file.path(), std::string(":memory:")}) {
+    INFO("database: " << path);
+    const bool is_file = path != ":memory:";
+    std::int64_t id = 0;
+    {
+      Scheduler scheduler = Scheduler::open(path);
+      exec_raw(scheduler.handle(), "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)");
+
+      exec_raw(scheduler.handle(), "BEGIN");
+      exec_raw(scheduler.handle(), "INSERT INTO orders (item) VALUES ('book')");
+      id = scheduler.add_job("ship the book", times(1, 2)).id;
+      if (is_file) {
+        // Until the host commits, another connection sees neither change.
+        auto other = open_raw(path);
+        CHECK(job_count(other.get()) == 0);
+        CHECK(query_int(other.get(), "SELECT count(*) FROM orders") == 0);
+      }
+      exec_raw(scheduler.handle(), "COMMIT");
+      CHECK(sqlite3_get_autocommit(scheduler.handle()) != 0);
+
+      if (is_file) {
+        auto other = open_raw(path);
+        CHECK(job_count(other.get()) == 1);
+        CHECK(query_int(other.get(), "SELECT count(*) FROM orders") == 1);
+      } else {
+        CHECK(job_count(scheduler.handle()) == 1);
+        CHECK(query_int(scheduler.handle(), "SELECT count(*) FROM orders") == 1);
+        const auto job = scheduler.get_job(id);
+        REQUIRE(job.has_value());
+        CHECK(job->data == jobsched::Payload("ship the book"));
+      }
+
+      // And the other way round: the host's write and the job roll back together.
+      exec_raw(scheduler.handle(), "BEGIN");
+      const auto dropped = scheduler.add_job("ship the pen", times(1, 2));
+      exec_raw(scheduler.handle(), "INSERT INTO orders (item) VALUES ('pen')");
+      exec_raw(scheduler.handle(), "ROLLBACK");
+      CHECK_FALSE(scheduler.get_job(dropped.id).has_value());
+      CHECK(query_int(scheduler.handle(), "SELECT count(*) FROM orders") == 1);
+    }
+    if (!is_file) continue;
+    Scheduler reopened = Scheduler::open(path);
+    const auto job = reopened.get_job(id);
+    REQUIRE(job.has_value());
+    CHECK(job->data == jobsched::Payload("ship the book"));
+    CHECK(job_count(reopened.handle()) == 1);
+    CHECK(query_int(reopened.handle(), "SELECT count(*) FROM orders WHERE item = 'book'") == 1);
+    CHECK(query_int(reopened.handle(), "SELECT count(*) FROM orders") == 1);
+  }
+}
+
+TEST_CASE("Migrating inside the host's transaction uses a SAVEPOINT and rolls back with it",
+          "[transactions][migration]") {
+  TempFile file("transactions-migrate-rollback");
+  for (const std::string& path : {file.path(), std::string(":memory:")}) {
+    INFO("database: " << path);
+    const bool is_file = path != ":memory:";
+    auto host = open_raw(path);
+    REQUIRE(table_count(host.get(), "job") == 0);
+
+    exec_raw(host.get(), "BEGIN");
+    exec_raw(host.get(), "CREATE TABLE host_table (x)");
+    StatementLog log;
+    log.attach(host.get());
+    {
+      Scheduler scheduler = Scheduler::adopt(host.get(), Ownership::borrowed);
+      StatementLog::detach(host.get());
+      CHECK(scheduler.migrated_from() == -1);
+      // The host's transaction is still open, now holding the new schema.
+      CHECK(sqlite3_get_autocommit(host.get()) == 0);
+      CHECK(table_count(host.get(), "job") == 1);
+      CHECK(table_count(host.get(), "job_schema") == 1);
+      CHECK(query_int(host.get(), "SELECT value FROM job_schema WHERE key = 'version'") ==
+            jobsched::current_schema_version);
+      const auto job = scheduler.add_job("inside", times(1, 2));
+      CHECK(job.id == 1);
+      REQUIRE(scheduler.get_job(job.id).has_value());
+      if (is_file) {
+        auto other = open_raw(path);
+        CHECK(table_count(other.get(), "job") == 0);
+        CHECK(table_count(other.get(), "host_table") == 0);
+      }
+    }
+    INFO("statements run during adopt: " << log.statements.size());
+    CHECK(log.count_starting_with("SAVEPOINT jobsched") == 1);
+    CHECK(log.count_starting_with("RELEASE jobsched") == 1);
+    CHECK(log.count_starting_with("BEGIN") == 0);
+    CHECK(log.count_starting_with("COMMIT") == 0);
+    // Journal mode and synchronous cannot change inside a transaction, so none were tried.
+    CHECK(log.count_starting_with("PRAGMA") == 0);
+
+    // The borrowed handle is still open and still inside the host's transaction.
+    REQUIRE(sqlite3_get_autocommit(host.get()) == 0);
+    exec_raw(host.get(), "ROLLBACK");
+    CHECK(table_count(host.get(), "job") == 0);
+    CHECK(table_count(host.get(), "job_schema") == 0);
+    CHECK(table_count(host.get(), "host_table") == 0);
+    if (is_file) {
+      auto other = open_raw(path);
+      CHECK(table_count(other.get(), "job") == 0);
+    }
+
+    // Adopted again outside any transaction, it migrates for real and the schema stays.
+    {
+      Scheduler scheduler = Scheduler::adopt(host.get(), Ownership::borrowed);
+      CHECK(scheduler.migrated_from() == -1);
+      CHECK(scheduler.add_job("outside", times(1, 2)).id == 1);
+    }
+    CHECK(table_count(host.get(), "job") == 1);
+    if (is_file) {
+      auto other = open_raw(path);
+      CHECK(table_count(other.get(), "job") == 1);
+      CHECK(job_count(other.get()) == 1);
+    }
+  }
+}
+
+TEST_CASE("Migrating inside the host's transaction commits with the host's COMMIT",
+          "[transactions][migration]") {
+  TempFile file("transactions-migrate-commit");
+  auto host = open_raw(file.path());
+  exec_raw(host.get(), "BEGIN");
+  exec_raw(host.get(), "CREATE TABLE host_table (x)");
+  {
+    Scheduler scheduler = Scheduler::adopt(host.get(), Ownership::borrowed);
+    CHECK(scheduler.migrated_from() == -1);
+    scheduler.add_job("inside", times(1, 2));
+  }
+  exec_raw(host.get(), "COMMIT");
+  host.reset();
+
+  Scheduler reopened = Scheduler::open(file.path());
+  CHECK_FALSE(reopened.migrated_from().has_value());
+  CHECK(job_count(reopened.handle()) == 1);
+  CHECK(table_count(reopened.handle(), "host_table") == 1);
+  CHECK(query_int(reopened.handle(), "SELECT value FROM job_schema WHERE key = 'version'") ==
+        jobsched::current_schema_version);
+}
+
+TEST_CASE("Two schedulers calling lock_next_job in turn never get the same job",
+          "[transactions][locking]") {
+  TempFile file("transactions-lock-interleaved");
+  Scheduler first = Scheduler::open(file.path());
+  Scheduler second = Scheduler::open(file.path());
+  for (int i = 0; i < 20; ++i) first.add_job(std::to_string(i), times(1, 2 + i % 3));
+
+  std::set<std::int64_t> seen;
+  std::vector<std::int64_t> order;
+  for (int round = 0; round < 10; ++round) {
+    for (Scheduler* scheduler : {&first, &second}) {
+      const auto job = scheduler->lock_next_job(at(100));
+      REQUIRE(job.has_value());
+      CHECK(job->locked_at == at(100));
+      CHECK(seen.insert(job->id).second);
+      order.push_back(job->id);
+      // The other scheduler sees the lock at once.
+      Scheduler* other = scheduler == &first ? &second : &first;
+      const auto stored = other->get_job(job->id);
+      REQUIRE(stored.has_value());
+      CHECK(stored->locked_at == at(100));
+    }
+  }
+  CHECK(seen.size() == 20);
+  CHECK(*seen.begin() == 1);
+  CHECK(*seen.rbegin() == 20);
+  // Handed out in next-job order: by starts_at, then id.
+  std::vector<std::int64_t> expected;
+  for (int offset = 0; offset < 3; ++offset) {
+    for (std::int64_t id = 1 + offset; id <= 20; id += 3) expected.push_back(id);
+  }
+  CHECK(order == expected);
+
+  CHECK_FALSE(first.lock_next_job(at(100)).has_value());
+  CHECK_FALSE(second.lock_next_job(at(100)).has_value());
+  CHECK_FALSE(first.next_job(at(100)).has_value());
+  CHECK(second.count_pending_jobs(at(100)) == 20);
+  CHECK(query_int(first.handle(), "SELECT count(*) FROM job WHERE locked_at IS NULL") == 0);
+}
+
+TEST_CASE("Four threads with their own schedulers lock 2,000 jobs, each exactly once",
+          "[transactions][locking][threads]") {
+  constexpr int job_total = 2000;
+  constexpr int thread_total = 4;
+  TempFile file("transactions-lock-threads");
+  jobsched::Options options;
+  options.synchronous = jobsched::Synchronous::normal;
+  {
+    Scheduler setup = Scheduler::open(file.path(), options);
+    exec_raw(setup.handle(), "BEGIN");
+    for (int i = 0; i < job_total; ++i) setup.add_job(std::to_string(i), times(1, 2 + i % 7));
+    exec_raw(setup.handle(), "COMMIT");
+    REQUIRE(job_count(setup.handle()) == job_total);
+  }
+
+  std::vector<std::vector<std::int64_t>> locked(thread_total);
+  std::vector<std::exception_ptr> failures(thread_total);
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < thread_total; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        Scheduler scheduler = Scheduler::open(file.path(), options);
+        ++ready;
+        while (ready.load() < thread_total) std::this_thread::yield();
+        while (const auto job = scheduler.lock_next_job(at(100))) {
+          locked[static_cast<std::size_t>(t)].push_back(job->id);
+          std::this_thread::yield();  // a moment of "work", so the threads interleave more
+        }
+      } catch (...) {
+        failures[static_cast<std::size_t>(t)] = std::current_exception();
+        ++ready;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::exception_ptr& failure : failures) {
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  std::vector<int> times_locked(job_total + 1, 0);
+  std::size_t total = 0;
+  for (int t = 0; t < thread_total; ++t) {
+    const auto& ids = locked[static_cast<std::size_t>(t)];
+    INFO("thread " << t << " locked " << ids.size() << " jobs");
+    total += ids.size();
+    for (const std::int64_t id : ids) {
+      REQUIRE(id >= 1);
+      REQUIRE(id <= job_total);
+      ++times_locked[static_cast<std::size_t>(id)];
+    }
+  }
+  CHECK(total == static_cast<std::size_t>(job_total));
+  int locked_twice = 0;
+  int never_locked = 0;
+  for (int id = 1; id <= job_total; ++id) {
+    if (times_locked[static_cast<std::size_t>(id)] > 1) ++locked_twice;
+    if (times_locked[static_cast<std::size_t>(id)] == 0) ++never_locked;
+  }
+  CHECK(locked_twice == 0);
+  CHECK(never_locked == 0);
+
+  auto check = open_raw(file.path());
+  CHECK(query_int(check.get(), "SELECT count(*) FROM job WHERE locked_at IS NULL") == 0);
+  CHECK(query_int(check.get(), "SELECT count(*) FROM job WHERE locked_at = 100") == job_total);
+}

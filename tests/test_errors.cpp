@@ -89,7 +89,7 @@ TEST_CASE("A write blocked past the busy timeout throws BusyError and changes no
           "[errors][busy]") {
   TempFile file("errors-busy");
   Scheduler scheduler = Scheduler::open(file.path(), with_busy_timeout(std::chrono::milliseconds(100)));
-  const auto existing = scheduler.add_job("existing", {at(10), at(20), {}});
+  const auto existing = scheduler.add_job("existing", jobsched_test::job_times(at(10), at(20)));
   REQUIRE(existing.id == 1);
 
   auto other = open_raw(file.path());
@@ -102,7 +102,7 @@ TEST_CASE("A write blocked past the busy timeout throws BusyError and changes no
     std::function<void()> run;
   };
   const Blocked calls[] = {
-      {"add_job", [&] { scheduler.add_job("blocked", {at(10), at(20), {}}); }},
+      {"add_job", [&] { scheduler.add_job("blocked", jobsched_test::job_times(at(10), at(20))); }},
       {"complete_job", [&] { scheduler.complete_job(existing.id, at(30)); }},
       {"lock_next_job", [&] { scheduler.lock_next_job(at(30)); }},
       {"lock_job", [&] { scheduler.lock_job(existing.id, at(30)); }},
@@ -140,7 +140,7 @@ TEST_CASE("A write blocked past the busy timeout throws BusyError and changes no
 
   // Once the other writer is gone the same scheduler works, and nothing half-done remains:
   // the blocked job took no id, the existing job is neither completed, locked nor deleted.
-  const auto added = scheduler.add_job("after", {at(10), at(20), {}});
+  const auto added = scheduler.add_job("after", jobsched_test::job_times(at(10), at(20)));
   CHECK(added.id == 3);
   CHECK(job_count(scheduler.handle()) == 3);
   CHECK(query_int(scheduler.handle(), "SELECT count(*) FROM job WHERE data = X'626C6F636B6564'") ==
@@ -174,7 +174,7 @@ TEST_CASE("A writer that lets go within the busy timeout is waited for", "[error
   const auto started = Clock::now();
   jobsched::Job job;
   try {
-    job = scheduler.add_job("waited", {at(10), at(20), {}});
+    job = scheduler.add_job("waited", jobsched_test::job_times(at(10), at(20)));
   } catch (...) {
     holder.join();
     throw;
@@ -197,7 +197,7 @@ TEST_CASE("A full database throws IoError with SQLITE_FULL and keeps the job cou
   for (const std::string& path : {file.path(), std::string(":memory:")}) {
     INFO("database: " << path);
     Scheduler scheduler = Scheduler::open(path);
-    const auto first = scheduler.add_job("small", {at(1), at(2), {}});
+    const auto first = scheduler.add_job("small", jobsched_test::job_times(at(1), at(2)));
     const long long pages = query_int(scheduler.handle(), "PRAGMA page_count");
     REQUIRE(pages > 0);
     exec_raw(scheduler.handle(), "PRAGMA max_page_count = " + std::to_string(pages + 2));
@@ -205,7 +205,7 @@ TEST_CASE("A full database throws IoError with SQLITE_FULL and keeps the job cou
     const std::string large(1024 * 1024, 'x');
     bool thrown = false;
     try {
-      scheduler.add_job(large, {at(1), at(2), {}});
+      scheduler.add_job(large, jobsched_test::job_times(at(1), at(2)));
     } catch (const jobsched::IoError& error) {
       thrown = true;
       INFO("message: " << error.what());
@@ -222,7 +222,7 @@ TEST_CASE("A full database throws IoError with SQLITE_FULL and keeps the job cou
                     "SELECT seq FROM sqlite_sequence WHERE name = 'job'") == first.id);
 
     exec_raw(scheduler.handle(), "PRAGMA max_page_count = 1000000");
-    const auto added = scheduler.add_job(large, {at(1), at(2), {}});
+    const auto added = scheduler.add_job(large, jobsched_test::job_times(at(1), at(2)));
     CHECK(added.id == first.id + 1);
     CHECK(job_count(scheduler.handle()) == 2);
     const auto stored = scheduler.get_job(added.id);
@@ -274,7 +274,7 @@ TEST_CASE("The error for a failing statement includes its SQL text", "[errors]")
   for (const std::string& path : {file.path(), std::string(":memory:")}) {
     INFO("database: " << path);
     Scheduler scheduler = Scheduler::open(path);
-    const auto job = scheduler.add_job("kept", {at(1), at(2), {}});
+    const auto job = scheduler.add_job("kept", jobsched_test::job_times(at(1), at(2)));
 
     // A constraint a host trigger raises is a ConstraintError carrying the INSERT.
     exec_raw(scheduler.handle(),
@@ -282,14 +282,14 @@ TEST_CASE("The error for a failing statement includes its SQL text", "[errors]")
              " BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END");
     bool thrown = false;
     try {
-      scheduler.add_job("refused", {at(1), at(2), {}});
+      scheduler.add_job("refused", jobsched_test::job_times(at(1), at(2)));
     } catch (const jobsched::ConstraintError& error) {
       thrown = true;
       INFO("message: " << error.what());
       CHECK(error.code() == SQLITE_CONSTRAINT);
       CHECK(error.extended_code() == SQLITE_CONSTRAINT_TRIGGER);
       CHECK(error.sql() ==
-            "INSERT INTO job (data, created_at, starts_at, expires_at) VALUES (?1, ?2, ?3, ?4)");
+            std::string(jobsched::detail::sql::insert_job));
       CHECK(contains(error.what(), "refused by trigger"));
       CHECK(contains(error.what(), error.sql()));
     }
@@ -317,6 +317,6 @@ TEST_CASE("The error for a failing statement includes its SQL text", "[errors]")
     const auto back = scheduler.get_job(job.id);
     REQUIRE(back.has_value());
     CHECK(*back == job);
-    CHECK(scheduler.add_job("accepted", {at(1), at(2), {}}).id == job.id + 1);
+    CHECK(scheduler.add_job("accepted", jobsched_test::job_times(at(1), at(2))).id == job.id + 1);
   }
 }

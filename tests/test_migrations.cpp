@@ -333,7 +333,7 @@ void check_works_like_new(jobsched::Scheduler& scheduler, const Fixture& fixture
 
   // A new job's id is above every id the file ever gave, the deleted largest one included.
   const jobsched::Job added =
-      scheduler.add_job(jobsched::Payload("new"), {now, now + jobsched::Seconds{1000}, {}});
+      scheduler.add_job(jobsched::Payload("new"), jobsched_test::job_times(now, now + jobsched::Seconds{1000}));
   CHECK(added.id == fixture.max_id_ever + 1);
   CHECK(scheduler.count_pending_jobs(now) == 6);
 
@@ -588,10 +588,12 @@ TEST_CASE("a file at a newer schema version is refused and not written", "[migra
   for (const bool wal : {true, false}) {
     INFO("wal: " << wal);
     TempFile file(std::string("migrate-newer-") + (wal ? "wal" : "delete"));
-    write_fixture(file.path(), 2, wal, "UPDATE job_schema SET value = 4 WHERE key = 'version'");
-    check_refused(file.path(), "4");
+    const std::string newer = std::to_string(jobsched::current_schema_version + 1);
+    write_fixture(file.path(), 2, wal,
+                  "UPDATE job_schema SET value = " + newer + " WHERE key = 'version'");
+    check_refused(file.path(), newer);
     auto raw = open_raw(file.path());
-    CHECK(version_row(raw.get()) == "integer:4");
+    CHECK(version_row(raw.get()) == "integer:" + newer);
     CHECK(query_text(raw.get(), "PRAGMA journal_mode") == (wal ? "wal" : "delete"));
   }
 }
@@ -770,7 +772,7 @@ TEST_CASE("a migration inside the host's open transaction is undone by the host'
     CHECK(*scheduler.migrated_from() == 2);
     // Migrated inside the host's transaction, which is still open.
     CHECK(sqlite3_get_autocommit(raw) == 0);
-    CHECK(version_row(raw) == "integer:3");
+    CHECK(version_row(raw) == "integer:" + std::to_string(jobsched::current_schema_version));
     CHECK(has_index(raw, "ix_job_pending_starts_at"));
     CHECK_FALSE(has_index(raw, "ix_job_completed_at_expires_at"));
     // Another connection still sees version 2: nothing is committed.

@@ -270,8 +270,8 @@ TEST_CASE("adopt with Ownership::borrowed leaves the handle open and usable", "[
   for (const std::string& path : {file.path(), std::string(":memory:")}) {
     INFO("database: " << path);
     const bool is_file = path != ":memory:";
+    CloseCounter closes;  // declared first: it must outlive the handle whose close it counts
     auto host = open_raw(path);
-    CloseCounter closes;
     closes.attach(host.get());
     std::int64_t id = 0;
     {

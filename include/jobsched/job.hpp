@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "payload.hpp"
 #include "time.hpp"
@@ -14,36 +15,69 @@ struct Job {
   std::int64_t id = 0;
   Payload data;
   TimePoint created_at{};
+  /// When the job is due. A failed attempt moves it to the time of the next attempt.
   TimePoint starts_at{};
   /// Empty when the job never expires.
   std::optional<TimePoint> expires_at;
   /// Empty until the job is completed.
   std::optional<TimePoint> completed_at;
-  /// When the job was locked; empty when it is not locked.
+  /// When the job was locked or claimed; empty when nobody holds it.
   std::optional<TimePoint> locked_at;
+  /// When the current claim's lease runs out; empty for a lock, which never expires.
+  std::optional<TimePoint> lease_until;
+  /// How many times the job was claimed (each claim is an attempt).
+  int attempts = 0;
+  /// The job's own limit on attempts; empty: the scheduler's RetryPolicy.
+  std::optional<int> max_attempts;
+  /// The job's own backoffs; empty: the scheduler's RetryPolicy.
+  std::optional<Seconds> initial_backoff;
+  std::optional<Seconds> max_backoff;
+  /// The error of the last failed attempt.
+  std::optional<std::string> last_error;
+  /// When the job failed for good (it ran out of attempts); empty otherwise.
+  std::optional<TimePoint> failed_at;
+  /// Higher runs first among due jobs.
+  int priority = 0;
+  /// The queue the job is in; "" is the default queue.
+  std::string queue;
 
   bool is_completed() const noexcept { return completed_at.has_value(); }
-  /// Not completed, and its expiry is at or before `now`.
+  bool is_failed() const noexcept { return failed_at.has_value(); }
+  /// Neither completed nor failed, and its expiry is at or before `now`.
   bool is_expired(TimePoint now) const noexcept {
-    return !completed_at && expires_at && *expires_at <= now;
+    return !completed_at && !failed_at && expires_at && *expires_at <= now;
   }
-  /// Not completed and not expired at `now` (locked or not).
-  bool is_pending(TimePoint now) const noexcept { return !completed_at && !is_expired(now); }
+  /// Neither completed, failed nor expired at `now` (held or not).
+  bool is_pending(TimePoint now) const noexcept {
+    return !completed_at && !failed_at && !is_expired(now);
+  }
 
   friend bool operator==(const Job& a, const Job& b) noexcept {
     return a.id == b.id && a.data == b.data && a.created_at == b.created_at &&
            a.starts_at == b.starts_at && a.expires_at == b.expires_at &&
-           a.completed_at == b.completed_at && a.locked_at == b.locked_at;
+           a.completed_at == b.completed_at && a.locked_at == b.locked_at &&
+           a.lease_until == b.lease_until && a.attempts == b.attempts &&
+           a.max_attempts == b.max_attempts && a.initial_backoff == b.initial_backoff &&
+           a.max_backoff == b.max_backoff && a.last_error == b.last_error &&
+           a.failed_at == b.failed_at && a.priority == b.priority && a.queue == b.queue;
   }
   friend bool operator!=(const Job& a, const Job& b) noexcept { return !(a == b); }
 };
 
-/// The times of a new job. Empty fields take the defaults: `created_at` is now,
+/// A new job's times and settings. Empty times take the defaults: `created_at` is now,
 /// `starts_at` is `created_at`, and the job never expires. A time of 0 is a time.
 struct JobOptions {
   std::optional<TimePoint> created_at;
   std::optional<TimePoint> starts_at;
   std::optional<TimePoint> expires_at;
+  /// Higher runs first among due jobs.
+  int priority = 0;
+  /// The queue; "" is the default queue.
+  std::string queue;
+  /// Overrides of the scheduler's RetryPolicy for this job.
+  std::optional<int> max_attempts;
+  std::optional<Seconds> initial_backoff;
+  std::optional<Seconds> max_backoff;
 };
 
 /// The next job's id and how long until it is due (zero when it is already due).

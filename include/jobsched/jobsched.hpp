@@ -3,11 +3,13 @@
 
 /// jobsched: a persistent schedule of jobs in SQLite. Include this header for everything.
 
+#include "claim.hpp"
 #include "error.hpp"
 #include "job.hpp"
 #include "migrations.hpp"
 #include "options.hpp"
 #include "payload.hpp"
+#include "retry.hpp"
 #include "scheduler.hpp"
 #include "time.hpp"
 

@@ -15,8 +15,8 @@
 namespace jobsched {
 
 /// The schema version this build writes. Files at versions -1 (empty) to 2, written by the
-/// original Python scheduler and its successor, are upgraded to it on open.
-inline constexpr int current_schema_version = 3;
+/// original Python scheduler and its successor, and 3 (ours), are upgraded to it on open.
+inline constexpr int current_schema_version = 4;
 
 namespace detail {
 
@@ -55,6 +55,30 @@ inline constexpr Migration migrations[] = {
      "CREATE INDEX ix_job_pending_starts_at ON job (starts_at) WHERE completed_at IS NULL;"
      "CREATE INDEX ix_job_pending_expires_at ON job (expires_at, completed_at)"
      " WHERE completed_at IS NULL;"},
+    // Claims with leases, retries, failed jobs, priorities and queues. A lock from version 2
+    // is a claim whose lease never runs out (lease_until NULL). Failed jobs leave the
+    // partial indexes of pending jobs; claims read (queue, priority DESC, starts_at).
+    {4,
+     "ALTER TABLE job ADD COLUMN lease_until REAL;"
+     "ALTER TABLE job ADD COLUMN claim_token INTEGER;"
+     "ALTER TABLE job ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE job ADD COLUMN max_attempts INTEGER;"
+     "ALTER TABLE job ADD COLUMN backoff_initial REAL;"
+     "ALTER TABLE job ADD COLUMN backoff_max REAL;"
+     "ALTER TABLE job ADD COLUMN last_error TEXT;"
+     "ALTER TABLE job ADD COLUMN failed_at REAL;"
+     "ALTER TABLE job ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE job ADD COLUMN queue TEXT NOT NULL DEFAULT '';"
+     "DROP INDEX ix_job_pending_starts_at;"
+     "DROP INDEX ix_job_pending_expires_at;"
+     "CREATE INDEX ix_job_pending_starts_at ON job (starts_at)"
+     " WHERE completed_at IS NULL AND failed_at IS NULL;"
+     "CREATE INDEX ix_job_pending_expires_at ON job (expires_at, completed_at, failed_at)"
+     " WHERE completed_at IS NULL AND failed_at IS NULL;"
+     "CREATE INDEX ix_job_claim_order ON job (queue, priority DESC, starts_at)"
+     " WHERE completed_at IS NULL AND failed_at IS NULL;"
+     "CREATE INDEX ix_job_leases ON job (lease_until) WHERE lease_until IS NOT NULL;"
+     "CREATE INDEX ix_job_failed ON job (failed_at) WHERE failed_at IS NOT NULL;"},
 };
 static_assert(sizeof migrations / sizeof migrations[0] == current_schema_version + 1);
 

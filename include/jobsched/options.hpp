@@ -3,6 +3,7 @@
 
 #include <chrono>
 
+#include "retry.hpp"
 #include "time.hpp"
 
 namespace jobsched {
@@ -26,6 +27,8 @@ struct Options {
   Synchronous synchronous = Synchronous::full;
   /// How long a call waits for another connection's write lock before throwing BusyError.
   std::chrono::milliseconds busy_timeout{5000};
+  /// Retries and backoff for failed claims, unless a job overrides them.
+  RetryPolicy retry;
 };
 
 }  // namespace jobsched

@@ -5,14 +5,21 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <optional>
+#include <random>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "detail/connection_setup.hpp"
 #include "detail/sql.hpp"
 #include "detail/sqlite.hpp"
+#include "detail/transaction.hpp"
 #include "detail/validate.hpp"
+#include "detail/wake.hpp"
+#include "claim.hpp"
 #include "error.hpp"
 #include "job.hpp"
 #include "migrations.hpp"
@@ -71,11 +78,16 @@ class Scheduler {
     const TimePoint starts = options.starts_at ? *options.starts_at : created;
     const detail::CheckedTimes times = detail::check_job_times(created, starts, options.expires_at);
     detail::check_payload(data);
+    detail::check_job_settings(options);
     {
       detail::Run run(statements_.insert_job);
       bind_payload(run, 1, data);
       run.bind(2, times.created_at).bind(3, times.starts_at);
       bind_optional(run, 4, times.expires_at);
+      run.bind(5, std::int64_t{options.priority}).bind_text(6, options.queue);
+      bind_optional(run, 7, options.max_attempts);
+      bind_optional(run, 8, options.initial_backoff);
+      bind_optional(run, 9, options.max_backoff);
       run.execute();
     }
     Job job;
@@ -84,6 +96,14 @@ class Scheduler {
     job.created_at = from_unix_seconds(times.created_at);
     job.starts_at = from_unix_seconds(times.starts_at);
     if (times.expires_at) job.expires_at = from_unix_seconds(*times.expires_at);
+    job.max_attempts = options.max_attempts;
+    job.initial_backoff = options.initial_backoff;
+    job.max_backoff = options.max_backoff;
+    job.priority = options.priority;
+    job.queue = options.queue;
+    // Inside the host's transaction the job is not visible yet; workers see it by polling
+    // once the host commits.
+    if (sqlite3_get_autocommit(db()) != 0) detail::WakeHub::instance().job_added(file_);
     return job;
   }
 
@@ -117,14 +137,37 @@ class Scheduler {
     return read_job(run);
   }
 
-  /// The next job's id and the time until it starts, never negative (a late job's lateness
-  /// is `now - starts_at`); empty when no unlocked job is pending.
+  /// The next job's id and the time until it can be claimed: its start, or for a claimed
+  /// job the end of its lease. Never negative (a late job's lateness is `now - starts_at`);
+  /// empty when no job is pending but locked ones.
   std::optional<JobDelay> seconds_until_next_job(std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    detail::Run run(statements_.select_next_start);
-    run.bind(1, at);
-    if (!run.step()) return std::nullopt;
-    return JobDelay{run.column_int64(0), Seconds{std::max(0.0, run.column_double(1) - at)}};
+    std::optional<Candidate> next;
+    {
+      detail::Run run(statements_.select_next_start);
+      run.bind(1, at);
+      if (run.step()) next = Candidate{run.column_int64(0), 0, run.column_double(1)};
+    }
+    keep_earliest(next, first_lease_end(at, nullptr));
+    return delay_until(next, at);
+  }
+
+  /// As above, counting only jobs in `queues`.
+  std::optional<JobDelay> seconds_until_next_job(const std::vector<std::string>& queues,
+                                                 std::optional<TimePoint> now = std::nullopt) {
+    check_queues(queues);
+    const double at = checked_now(now);
+    std::optional<Candidate> next;
+    for (const std::string& queue : queues) {
+      for_each_priority(queue, [&](int priority) {
+        detail::Run run(statements_.first_free_in_level);
+        run.bind(1, at).bind_text(2, queue).bind(3, std::int64_t{priority});
+        if (run.step()) keep_earliest(next, Candidate{run.column_int64(0), priority, run.column_double(1)});
+        return false;
+      });
+      keep_earliest(next, first_lease_end(at, &queue));
+    }
+    return delay_until(next, at);
   }
 
   /// How many jobs are neither completed nor expired at `now`, locked or not.
@@ -135,7 +178,7 @@ class Scheduler {
     return run.column_int64(0);
   }
 
-  /// Marks the job completed (and unlocks it). True when the job exists; a job completed
+  /// Marks the job completed (and ends any lock or claim on it). True when the job exists; a job completed
   /// again stays completed at its first completion time.
   bool complete_job(std::int64_t id, std::optional<TimePoint> completed_at = std::nullopt) {
     const double at = checked_now(completed_at, "completed_at");
@@ -164,15 +207,15 @@ class Scheduler {
     return run.execute();
   }
 
-  /// Locks a pending, unlocked job so it no longer shows as next. True when this call
-  /// locked it. A lock never expires: unlock_job or complete_job ends it.
+  /// Locks a pending job that nobody holds so it no longer shows as next: a claim whose
+  /// lease never runs out. True when this call locked it. unlock_job or complete_job ends it.
   bool lock_job(std::int64_t id, std::optional<TimePoint> now = std::nullopt) {
     detail::Run run(statements_.lock_job);
     run.bind(1, checked_now(now)).bind(2, id);
     return run.execute() > 0;
   }
 
-  /// Unlocks a locked job. True when it was locked.
+  /// Ends the lock or claim on a job. True when it was held.
   bool unlock_job(std::int64_t id) {
     detail::Run run(statements_.unlock_job);
     run.bind(1, id);
@@ -189,6 +232,118 @@ class Scheduler {
     run.execute();  // finish the statement so its write commits now
     return job;
   }
+
+  /// Claims the due, free job that comes first (higher priority, then earlier start, then
+  /// lower id) in any queue, leasing it for `lease`: no other claim gets it until the lease
+  /// runs out, and then it counts as a failed attempt. Jobs whose lease ran out on their last
+  /// attempt are failed on the way. One write transaction; empty when nothing is due.
+  std::optional<ClaimedJob> claim_next_job(Seconds lease,
+                                           std::optional<TimePoint> now = std::nullopt) {
+    return claim(lease, nullptr, now);
+  }
+
+  /// As above, from the named queues only ("" is the default queue).
+  std::optional<ClaimedJob> claim_next_job(Seconds lease, const std::vector<std::string>& queues,
+                                           std::optional<TimePoint> now = std::nullopt) {
+    check_queues(queues);
+    return claim(lease, &queues, now);
+  }
+
+  /// Completes a claimed job. False, changing nothing, when the claim is stale: its lease ran
+  /// out and the job was claimed again, or it was failed, released, unlocked or deleted.
+  bool complete(const Claim& claim, std::optional<TimePoint> now = std::nullopt) {
+    detail::Run run(statements_.complete_claim);
+    run.bind(1, checked_now(now)).bind(2, claim.job_id).bind(3, claim.token);
+    return run.execute() > 0;
+  }
+
+  /// Records a failed attempt with its error. The job returns after the retry policy's
+  /// backoff (never past its expiry), or, after its last attempt, is failed for good: kept,
+  /// neither pending nor expired. False, changing nothing, when the claim is stale.
+  bool fail(const Claim& claim, std::string_view error,
+            std::optional<TimePoint> now = std::nullopt) {
+    const double at = checked_now(now);
+    detail::WriteTransaction transaction(db());
+    std::optional<double> retry_at;
+    {
+      detail::Run run(statements_.select_claimed);
+      run.bind(2, claim.job_id).bind(3, claim.token);
+      if (!run.step()) return false;
+      const auto attempts = static_cast<int>(run.column_int64(0));
+      const RetryPolicy& policy = options_.retry;
+      const int max_attempts =
+          run.column_type(1) == SQLITE_NULL ? policy.max_attempts : static_cast<int>(run.column_int64(1));
+      if (attempts < max_attempts) {
+        const Seconds initial = run.column_type(2) == SQLITE_NULL ? policy.initial_backoff
+                                                                  : Seconds{run.column_double(2)};
+        const Seconds cap = run.column_type(3) == SQLITE_NULL ? policy.max_backoff
+                                                              : Seconds{run.column_double(3)};
+        const double backoff = policy.backoff(attempts, initial, cap).count();
+        std::uniform_real_distribution<double> share(0.0, 1.0);
+        double when = at + backoff * (1.0 - policy.jitter * share(random_));
+        if (run.column_type(5) != SQLITE_NULL) when = std::min(when, run.column_double(5));
+        retry_at = std::max(when, run.column_double(4));
+      }
+    }
+    detail::Run run(retry_at ? statements_.retry_later : statements_.fail_for_good);
+    run.bind(1, retry_at ? *retry_at : at).bind(2, claim.job_id).bind(3, claim.token);
+    run.bind_text(4, error);
+    run.execute();
+    transaction.commit();
+    return true;
+  }
+
+  /// Extends a claim's lease to `lease` from now (a heartbeat), updating `claim`. False,
+  /// changing nothing, when the claim is stale.
+  bool extend(Claim& claim, Seconds lease, std::optional<TimePoint> now = std::nullopt) {
+    const double until = checked_now(now) + detail::checked_lease(lease);
+    detail::Run run(statements_.extend_claim);
+    run.bind(1, until).bind(2, claim.job_id).bind(3, claim.token);
+    if (run.execute() == 0) return false;
+    claim.lease_until = from_unix_seconds(until);
+    return true;
+  }
+
+  /// Gives a claimed job back without counting the attempt: it is free again at once.
+  /// False, changing nothing, when the claim is stale.
+  bool release(const Claim& claim) {
+    detail::Run run(statements_.release_claim);
+    run.bind(2, claim.job_id).bind(3, claim.token);
+    return run.execute() > 0;
+  }
+
+  /// Jobs that failed for good, oldest failure first.
+  std::vector<Job> failed_jobs() {
+    std::vector<Job> jobs;
+    detail::Run run(statements_.select_failed_jobs);
+    while (run.step()) jobs.push_back(read_job(run));
+    return jobs;
+  }
+
+  /// Puts a failed job back in the schedule, due now, with its attempts reset (its last
+  /// error kept). A job whose expiry has passed stays expired. True when it was failed.
+  bool retry_job(std::int64_t id, std::optional<TimePoint> now = std::nullopt) {
+    detail::Run run(statements_.retry_job);
+    run.bind(1, checked_now(now)).bind(2, id);
+    return run.execute() > 0;
+  }
+
+  /// Deletes every failed job; returns how many went.
+  std::int64_t delete_failed_jobs() {
+    detail::Run run(statements_.delete_failed_jobs);
+    return run.execute();
+  }
+
+  /// A number that changes whenever another connection commits to the file: a cheap way
+  /// to notice their new jobs (SQLite's `PRAGMA data_version`).
+  std::int64_t data_version() {
+    detail::Run run(statements_.data_version);
+    run.step();
+    return run.column_int64(0);
+  }
+
+  /// The database file's absolute path; empty for an in-memory database.
+  const std::string& file() const noexcept { return file_; }
 
   /// The scheduler's current time, from its clock.
   TimePoint now() const { return options_.clock ? options_.clock() : system_now(); }
@@ -215,16 +370,168 @@ class Scheduler {
           delete_expired_jobs(db, detail::sql::delete_expired_jobs),
           lock_job(db, detail::sql::lock_job),
           unlock_job(db, detail::sql::unlock_job),
-          lock_next_job(db, detail::sql::lock_next_job) {}
+          lock_next_job(db, detail::sql::lock_next_job),
+          next_queue(db, detail::sql::next_queue),
+          next_priority(db, detail::sql::next_priority),
+          first_due_in_level(db, detail::sql::first_due_in_level),
+          first_free_in_level(db, detail::sql::first_free_in_level),
+          first_lease_end(db, detail::sql::first_lease_end),
+          claim_job(db, detail::sql::claim_job),
+          fail_abandoned_jobs(db, detail::sql::fail_abandoned_jobs),
+          complete_claim(db, detail::sql::complete_claim),
+          extend_claim(db, detail::sql::extend_claim),
+          release_claim(db, detail::sql::release_claim),
+          select_claimed(db, detail::sql::select_claimed),
+          retry_later(db, detail::sql::retry_later),
+          fail_for_good(db, detail::sql::fail_for_good),
+          select_failed_jobs(db, detail::sql::select_failed_jobs),
+          retry_job(db, detail::sql::retry_job),
+          delete_failed_jobs(db, detail::sql::delete_failed_jobs),
+          data_version(db, detail::sql::data_version) {}
     detail::Statement insert_job, select_job, select_next_job, select_next_start,
         count_pending_jobs, complete_job, delete_job, delete_completed_jobs,
-        delete_expired_jobs, lock_job, unlock_job, lock_next_job;
+        delete_expired_jobs, lock_job, unlock_job, lock_next_job, next_queue, next_priority,
+        first_due_in_level, first_free_in_level, first_lease_end, claim_job,
+        fail_abandoned_jobs, complete_claim, extend_claim, release_claim, select_claimed,
+        retry_later, fail_for_good, select_failed_jobs, retry_job, delete_failed_jobs,
+        data_version;
   };
+
+  // A job in claim order: higher priority, then earlier start, then lower id.
+  struct Candidate {
+    std::int64_t id;
+    int priority;
+    double starts_at;
+  };
+
+  std::optional<ClaimedJob> claim(Seconds lease, const std::vector<std::string>* queues,
+                                  std::optional<TimePoint> now) {
+    const double until_offset = detail::checked_lease(lease);
+    const double at = checked_now(now);
+    detail::WriteTransaction transaction(db());
+    {
+      detail::Run run(statements_.fail_abandoned_jobs);
+      run.bind(1, at).bind(2, std::int64_t{options_.retry.max_attempts});
+      run.execute();
+    }
+    std::optional<Candidate> best;
+    auto consider = [&](const std::string& queue) {
+      std::optional<Candidate> found = first_due_in_queue(queue, at);
+      if (found && (!best || comes_before(*found, *best))) best = found;
+    };
+    if (queues != nullptr) {
+      for (const std::string& queue : *queues) consider(queue);
+    } else {
+      for_each_queue(consider);
+    }
+    std::optional<ClaimedJob> claimed;
+    if (best) {
+      detail::Run run(statements_.claim_job);
+      run.bind(1, at).bind(2, at + until_offset).bind(3, best->id);
+      if (run.step()) {
+        claimed = ClaimedJob{read_job(run), Claim{}};
+        claimed->claim = Claim{claimed->job.id, run.column_int64(job_columns),
+                               from_unix_seconds(at + until_offset)};
+        run.execute();
+      }
+    }
+    transaction.commit();
+    return claimed;
+  }
+
+  static bool comes_before(const Candidate& a, const Candidate& b) noexcept {
+    if (a.priority != b.priority) return a.priority > b.priority;
+    if (a.starts_at != b.starts_at) return a.starts_at < b.starts_at;
+    return a.id < b.id;
+  }
+
+  static void keep_earliest(std::optional<Candidate>& earliest, std::optional<Candidate> other) {
+    if (other && (!earliest || other->starts_at < earliest->starts_at ||
+                  (other->starts_at == earliest->starts_at && other->id < earliest->id))) {
+      earliest = other;
+    }
+  }
+
+  static std::optional<JobDelay> delay_until(const std::optional<Candidate>& next, double at) {
+    if (!next) return std::nullopt;
+    return JobDelay{next->id, Seconds{std::max(0.0, next->starts_at - at)}};
+  }
+
+  // Calls `visit` with each queue that has open jobs, in order: a skip-scan of the claim
+  // index, one probe per queue.
+  template <class Visit>
+  void for_each_queue(Visit visit) {
+    std::string from;
+    for (;;) {
+      std::string queue;
+      {
+        detail::Run run(statements_.next_queue);
+        run.bind_text(1, from);
+        if (!run.step()) return;
+        queue = std::string(run.column_text(0));
+      }
+      visit(queue);
+      from = queue + '\0';  // the smallest string after `queue`
+    }
+  }
+
+  // Calls `visit` with each priority level that has open jobs in `queue`, highest first,
+  // until it returns true.
+  template <class Visit>
+  void for_each_priority(const std::string& queue, Visit visit) {
+    std::int64_t at_most = std::numeric_limits<int>::max();
+    for (;;) {
+      int priority = 0;
+      {
+        detail::Run run(statements_.next_priority);
+        run.bind_text(1, queue).bind(2, at_most);
+        if (!run.step()) return;
+        priority = static_cast<int>(run.column_int64(0));
+      }
+      if (visit(priority)) return;
+      at_most = std::int64_t{priority} - 1;
+    }
+  }
+
+  std::optional<Candidate> first_due_in_queue(const std::string& queue, double at) {
+    std::optional<Candidate> found;
+    for_each_priority(queue, [&](int priority) {
+      detail::Run run(statements_.first_due_in_level);
+      run.bind(1, at).bind_text(2, queue).bind(3, std::int64_t{priority});
+      if (run.step()) found = Candidate{run.column_int64(0), priority, run.column_double(1)};
+      return found.has_value();
+    });
+    return found;
+  }
+
+  // The claimed job whose lease runs out first (in `queue`, or in any queue when null).
+  std::optional<Candidate> first_lease_end(double at, const std::string* queue) {
+    detail::Run run(statements_.first_lease_end);
+    run.bind(1, at);
+    if (queue != nullptr) {
+      run.bind_text(2, *queue);
+    } else {
+      run.bind_null(2);
+    }
+    if (!run.step()) return std::nullopt;
+    return Candidate{run.column_int64(0), 0, run.column_double(1)};
+  }
+
+  static void check_queues(const std::vector<std::string>& queues) {
+    if (queues.empty()) {
+      detail::throw_invalid(
+          "the list of queues is empty; name at least one (\"\" is the default queue), or "
+          "call without queues to serve them all");
+    }
+  }
 
   Scheduler(detail::ConnectionPtr connection, Options options)
       : connection_(std::move(connection)),
         options_(std::move(options)),
         migrated_from_(detail::set_up_connection(connection_.get(), options_)),
+        file_(detail::is_memory_database(connection_.get())
+                  ? std::string()
+                  : std::string(sqlite3_db_filename(connection_.get(), "main"))),
         statements_(connection_.get()) {}
 
   double checked_now(std::optional<TimePoint> time, const char* name = "now") const {
@@ -234,6 +541,16 @@ class Scheduler {
   static void bind_optional(detail::Run& run, int index, std::optional<double> value) {
     if (value) {
       run.bind(index, *value);
+    } else {
+      run.bind_null(index);
+    }
+  }
+  static void bind_optional(detail::Run& run, int index, std::optional<Seconds> value) {
+    bind_optional(run, index, value ? std::optional<double>(value->count()) : std::nullopt);
+  }
+  static void bind_optional(detail::Run& run, int index, std::optional<int> value) {
+    if (value) {
+      run.bind(index, std::int64_t{*value});
     } else {
       run.bind_null(index);
     }
@@ -265,6 +582,7 @@ class Scheduler {
   }
 
   // Columns in the order of JOBSCHED_JOB_COLUMNS in detail/sql.hpp.
+  static constexpr int job_columns = 16;
   static Job read_job(const detail::Run& run) {
     Job job;
     job.id = run.column_int64(0);
@@ -274,6 +592,15 @@ class Scheduler {
     job.expires_at = read_optional_time(run, 4);
     job.completed_at = read_optional_time(run, 5);
     job.locked_at = read_optional_time(run, 6);
+    job.lease_until = read_optional_time(run, 7);
+    job.attempts = static_cast<int>(run.column_int64(8));
+    if (run.column_type(9) != SQLITE_NULL) job.max_attempts = static_cast<int>(run.column_int64(9));
+    if (run.column_type(10) != SQLITE_NULL) job.initial_backoff = Seconds{run.column_double(10)};
+    if (run.column_type(11) != SQLITE_NULL) job.max_backoff = Seconds{run.column_double(11)};
+    if (run.column_type(12) != SQLITE_NULL) job.last_error = std::string(run.column_text(12));
+    job.failed_at = read_optional_time(run, 13);
+    job.priority = static_cast<int>(run.column_int64(14));
+    job.queue = std::string(run.column_text(15));
     return job;
   }
 
@@ -282,6 +609,8 @@ class Scheduler {
   detail::ConnectionPtr connection_;
   Options options_;
   std::optional<int> migrated_from_;
+  std::string file_;
+  std::mt19937_64 random_{std::random_device{}()};
   Statements statements_;
 };
 

@@ -114,4 +114,14 @@ inline jobsched::TimePoint at(double unix_seconds) {
   return jobsched::from_unix_seconds(unix_seconds);
 }
 
+/// A new job's times, the rest of its settings left at their defaults.
+inline jobsched::JobOptions job_times(jobsched::TimePoint created, jobsched::TimePoint starts,
+                                      std::optional<jobsched::TimePoint> expires = std::nullopt) {
+  jobsched::JobOptions options;
+  options.created_at = created;
+  options.starts_at = starts;
+  options.expires_at = expires;
+  return options;
+}
+
 }  // namespace jobsched_test

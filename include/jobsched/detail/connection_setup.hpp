@@ -41,6 +41,7 @@ inline void check_options(const Options& options) {
   if (timeout < 0) {
     throw_invalid("busy_timeout must not be negative, got " + std::to_string(timeout) + " ms");
   }
+  check_retry_policy(options.retry);
 }
 
 /// Sets a new connection up and brings its schema to the current version; returns the

@@ -7,7 +7,9 @@
 #include <string>
 
 #include "../error.hpp"
+#include "../job.hpp"
 #include "../payload.hpp"
+#include "../retry.hpp"
 #include "../time.hpp"
 
 namespace jobsched::detail {
@@ -68,6 +70,45 @@ inline CheckedTimes check_job_times(TimePoint created, TimePoint starts,
                   ") is after expires_at (" + format_seconds(*times.expires_at) + ")");
   }
   return times;
+}
+
+/// Refuses a lease that is not a finite, positive duration; returns it in seconds.
+inline double checked_lease(Seconds lease) {
+  const double seconds = lease.count();
+  if (!std::isfinite(seconds) || seconds <= 0) {
+    throw_invalid("a lease must be a finite, positive duration, got " + format_seconds(seconds) +
+                  " s");
+  }
+  return seconds;
+}
+
+inline void check_max_attempts(const char* name, int max_attempts) {
+  if (max_attempts < 1) {
+    throw_invalid(std::string(name) + " must be at least 1, got " + std::to_string(max_attempts));
+  }
+}
+
+/// Refuses retry settings that cannot work: no attempt at all, a negative or infinite
+/// backoff, a shrinking multiplier, jitter outside [0, 1].
+inline void check_retry_policy(const RetryPolicy& policy) {
+  check_max_attempts("RetryPolicy::max_attempts", policy.max_attempts);
+  checked_duration("RetryPolicy::initial_backoff", policy.initial_backoff);
+  checked_duration("RetryPolicy::max_backoff", policy.max_backoff);
+  if (!std::isfinite(policy.multiplier) || policy.multiplier < 1.0) {
+    throw_invalid("RetryPolicy::multiplier must be finite and at least 1, got " +
+                  format_seconds(policy.multiplier));
+  }
+  if (!(policy.jitter >= 0.0 && policy.jitter <= 1.0)) {
+    throw_invalid("RetryPolicy::jitter must be between 0 and 1, got " +
+                  format_seconds(policy.jitter));
+  }
+}
+
+/// Refuses a new job's retry overrides that cannot work.
+inline void check_job_settings(const JobOptions& options) {
+  if (options.max_attempts) check_max_attempts("max_attempts", *options.max_attempts);
+  if (options.initial_backoff) checked_duration("initial_backoff", *options.initial_backoff);
+  if (options.max_backoff) checked_duration("max_backoff", *options.max_backoff);
 }
 
 /// Refuses a REAL NaN payload: SQLite would store it as NULL, losing it.

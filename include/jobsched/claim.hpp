@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <cstdint>
+
+#include "job.hpp"
+#include "time.hpp"
+
+namespace jobsched {
+
+/// Proof that a worker holds a job until `lease_until`. complete, fail, extend and release
+/// take it; once the lease ran out and another worker claimed the job, it is stale and they
+/// change nothing.
+struct Claim {
+  std::int64_t job_id = 0;
+  /// A random number drawn for this claim alone.
+  std::int64_t token = 0;
+  TimePoint lease_until{};
+
+  friend bool operator==(const Claim& a, const Claim& b) noexcept {
+    return a.job_id == b.job_id && a.token == b.token && a.lease_until == b.lease_until;
+  }
+  friend bool operator!=(const Claim& a, const Claim& b) noexcept { return !(a == b); }
+};
+
+/// A job just claimed, as stored after the claim, and the claim on it.
+struct ClaimedJob {
+  Job job;
+  Claim claim;
+};
+
+}  // namespace jobsched

@@ -12,6 +12,7 @@
 #include "retry.hpp"
 #include "scheduler.hpp"
 #include "time.hpp"
+#include "worker.hpp"
 
 #define JOBSCHED_VERSION_MAJOR 0
 #define JOBSCHED_VERSION_MINOR 1

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -59,7 +60,9 @@ class Scheduler {
   /// it, even when adopt throws; with borrowed the host must keep it open for the
   /// scheduler's lifetime and close it afterwards.
   static Scheduler adopt(sqlite3* db, Ownership ownership, Options options = {}) {
-    detail::ConnectionPtr connection(db, detail::ConnectionCloser{ownership == Ownership::owned});
+    detail::ConnectionPtr connection(
+        db, detail::ConnectionCloser{ownership == Ownership::owned,
+                                     detail::clamped_milliseconds(options.busy_timeout)});
     if (db == nullptr) detail::throw_invalid("adopt() needs an open sqlite3 handle, got null");
     detail::check_options(options);
     return Scheduler(std::move(connection), std::move(options));
@@ -526,9 +529,10 @@ class Scheduler {
   }
 
   Scheduler(detail::ConnectionPtr connection, Options options)
-      : connection_(std::move(connection)),
+      : busy_wait_(std::make_unique<detail::BusyWait>(options.busy_timeout)),
+        connection_(std::move(connection)),
         options_(std::move(options)),
-        migrated_from_(detail::set_up_connection(connection_.get(), options_)),
+        migrated_from_(detail::set_up_connection(connection_.get(), options_, *busy_wait_)),
         file_(detail::is_memory_database(connection_.get())
                   ? std::string()
                   : std::string(sqlite3_db_filename(connection_.get(), "main"))),
@@ -606,6 +610,8 @@ class Scheduler {
 
   sqlite3* db() const noexcept { return connection_.get(); }
 
+  // The connection's busy handler points here: it must outlive the connection.
+  std::unique_ptr<detail::BusyWait> busy_wait_;
   detail::ConnectionPtr connection_;
   Options options_;
   std::optional<int> migrated_from_;

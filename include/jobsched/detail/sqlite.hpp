@@ -42,11 +42,17 @@ namespace jobsched::detail {
   throw_code(rc, std::move(message), std::string(sql));
 }
 
-/// Closes a connection the scheduler owns; leaves a borrowed one open.
+/// Closes a connection the scheduler owns. A borrowed one stays open, with SQLite's own
+/// busy handler put back (waiting the same time) in place of the scheduler's.
 struct ConnectionCloser {
   bool owned = true;
+  int borrowed_busy_timeout_ms = 0;
   void operator()(sqlite3* db) const noexcept {
-    if (owned) sqlite3_close_v2(db);
+    if (owned) {
+      sqlite3_close_v2(db);
+    } else {
+      sqlite3_busy_timeout(db, borrowed_busy_timeout_ms);
+    }
   }
 };
 using ConnectionPtr = std::unique_ptr<sqlite3, ConnectionCloser>;

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <limits>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -24,6 +27,12 @@ inline std::string format_seconds(double seconds) {
   text.erase(text.find_last_not_of('0') + 1);
   if (text.back() == '.') text.pop_back();
   return text;
+}
+
+/// A duration in whole milliseconds for SQLite's int parameters, clamped to [0, INT_MAX].
+inline int clamped_milliseconds(std::chrono::milliseconds duration) noexcept {
+  const auto count = duration.count();
+  return static_cast<int>(std::clamp<decltype(count)>(count, 0, std::numeric_limits<int>::max()));
 }
 
 [[noreturn]] inline void throw_invalid(const std::string& message) {

@@ -16,8 +16,9 @@ namespace jobsched::detail {
 class WakeHub {
  public:
   static WakeHub& instance() {
-    static WakeHub hub;
-    return hub;
+    // Never destroyed, so that a thread still waiting at exit never touches a dead hub.
+    static WakeHub* const hub = new WakeHub;
+    return *hub;
   }
 
   /// Called after a job was committed to `file` (an absolute path; empty for memory).

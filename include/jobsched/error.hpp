@@ -14,7 +14,10 @@ namespace jobsched {
 class Error : public std::runtime_error {
  public:
   Error(const std::string& message, int code, int extended_code, std::string sql = {})
-      : std::runtime_error(message), code_(code), extended_code_(extended_code), sql_(std::move(sql)) {}
+      : std::runtime_error(message),
+        code_(code),
+        extended_code_(extended_code),
+        sql_(std::move(sql)) {}
 
   /// The primary SQLite result code (for example SQLITE_BUSY).
   int code() const noexcept { return code_; }

@@ -93,7 +93,8 @@ inline bool has_table(sqlite3* db, const char* name) {
 /// `job_schema`, else the version row. Throws SchemaError when the version row is missing
 /// or is not an integer, and when the file is not an SQLite database.
 inline int read_schema_version(sqlite3* db) {
-  if (!has_table(db, "job_schema")) return has_table(db, "job") ? 0 : -1;
+  if (!has_table(db, "job_schema"))
+    return has_table(db, "job") ? 0 : -1;
   const Statement statement(db, sql::select_version, 0);
   Run run(statement);
   if (!run.step()) {
@@ -101,9 +102,9 @@ inline int read_schema_version(sqlite3* db) {
                       SQLITE_ERROR, SQLITE_ERROR, sql::select_version);
   }
   if (run.column_type(0) != SQLITE_INTEGER) {
-    throw SchemaError("jobsched: job_schema version is not an integer: '" +
-                          std::string(run.column_text(0)) + "'",
-                      SQLITE_MISMATCH, SQLITE_MISMATCH, sql::select_version);
+    throw SchemaError(
+        "jobsched: job_schema version is not an integer: '" + std::string(run.column_text(0)) + "'",
+        SQLITE_MISMATCH, SQLITE_MISMATCH, sql::select_version);
   }
   const std::int64_t version = run.column_int64(0);
   if (version < 0 || version > current_schema_version) {
@@ -122,9 +123,11 @@ inline int read_schema_version(sqlite3* db) {
 inline std::optional<int> migrate(sqlite3* db) {
   WriteTransaction transaction(db);
   const int from = read_schema_version(db);
-  if (from == current_schema_version) return std::nullopt;
+  if (from == current_schema_version)
+    return std::nullopt;
   for (const Migration& migration : migrations) {
-    if (migration.version > from) exec(db, migration.script);
+    if (migration.version > from)
+      exec(db, migration.script);
   }
   const Statement statement(db, sql::update_version, 0);
   Run run(statement);

@@ -61,12 +61,14 @@ class Payload {
   std::string_view bytes() const noexcept { return bytes_; }
   /// The value of an INTEGER payload; empty for the other storage classes.
   std::optional<std::int64_t> as_integer() const noexcept {
-    if (storage_class_ != StorageClass::integer) return std::nullopt;
+    if (storage_class_ != StorageClass::integer)
+      return std::nullopt;
     return integer_;
   }
   /// The value of a REAL payload; empty for the other storage classes.
   std::optional<double> as_real() const noexcept {
-    if (storage_class_ != StorageClass::real) return std::nullopt;
+    if (storage_class_ != StorageClass::real)
+      return std::nullopt;
     return real_;
   }
 

@@ -26,9 +26,11 @@ struct RetryPolicy {
 
   /// The backoff after `attempts` failed attempts (1 or more), before jitter.
   Seconds backoff(int attempts, Seconds initial, Seconds max) const {
+    if (initial.count() <= 0.0)
+      return Seconds{0.0};  // and never 0 * inf = NaN
     const double exponent = static_cast<double>(std::max(attempts, 1) - 1);
     const double seconds = initial.count() * std::pow(multiplier, exponent);
-    return Seconds{std::min(seconds, max.count())};
+    return Seconds{seconds <= max.count() ? seconds : max.count()};
   }
 };
 

@@ -14,13 +14,13 @@
 #include <utility>
 #include <vector>
 
+#include "claim.hpp"
 #include "detail/connection_setup.hpp"
 #include "detail/sql.hpp"
 #include "detail/sqlite.hpp"
 #include "detail/transaction.hpp"
 #include "detail/validate.hpp"
 #include "detail/wake.hpp"
-#include "claim.hpp"
 #include "error.hpp"
 #include "job.hpp"
 #include "migrations.hpp"
@@ -49,8 +49,8 @@ class Scheduler {
     detail::ConnectionPtr connection(raw, detail::ConnectionCloser{true});
     if (rc != SQLITE_OK) {
       detail::throw_code(raw != nullptr ? sqlite3_extended_errcode(raw) : rc,
-                         "jobsched: cannot open '" + path + "': " +
-                             (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+                         "jobsched: cannot open '" + path +
+                             "': " + (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
     }
     return Scheduler(std::move(connection), std::move(options));
   }
@@ -63,7 +63,8 @@ class Scheduler {
     detail::ConnectionPtr connection(
         db, detail::ConnectionCloser{ownership == Ownership::owned,
                                      detail::clamped_milliseconds(options.busy_timeout)});
-    if (db == nullptr) detail::throw_invalid("adopt() needs an open sqlite3 handle, got null");
+    if (db == nullptr)
+      detail::throw_invalid("adopt() needs an open sqlite3 handle, got null");
     detail::check_options(options);
     return Scheduler(std::move(connection), std::move(options));
   }
@@ -98,7 +99,8 @@ class Scheduler {
     job.data = std::move(data);
     job.created_at = from_unix_seconds(times.created_at);
     job.starts_at = from_unix_seconds(times.starts_at);
-    if (times.expires_at) job.expires_at = from_unix_seconds(*times.expires_at);
+    if (times.expires_at)
+      job.expires_at = from_unix_seconds(*times.expires_at);
     job.max_attempts = options.max_attempts;
     job.initial_backoff = options.initial_backoff;
     job.max_backoff = options.max_backoff;
@@ -106,7 +108,8 @@ class Scheduler {
     job.queue = options.queue;
     // Inside the host's transaction the job is not visible yet; workers see it by polling
     // once the host commits.
-    if (sqlite3_get_autocommit(db()) != 0) detail::WakeHub::instance().job_added(file_);
+    if (sqlite3_get_autocommit(db()) != 0)
+      detail::WakeHub::instance().job_added(file_);
     return job;
   }
 
@@ -116,11 +119,13 @@ class Scheduler {
                        std::optional<Seconds> expires_after = std::nullopt,
                        std::optional<TimePoint> created_at = std::nullopt) {
     detail::checked_duration("starts_after", starts_after);
-    if (expires_after) detail::checked_duration("expires_after", *expires_after);
+    if (expires_after)
+      detail::checked_duration("expires_after", *expires_after);
     JobOptions options;
     options.created_at = created_at ? *created_at : now();
     options.starts_at = *options.created_at + starts_after;
-    if (expires_after) options.expires_at = *options.created_at + *expires_after;
+    if (expires_after)
+      options.expires_at = *options.created_at + *expires_after;
     return add_job(std::move(data), options);
   }
 
@@ -128,15 +133,18 @@ class Scheduler {
   std::optional<Job> get_job(std::int64_t id) {
     detail::Run run(statements_.select_job);
     run.bind(1, id);
-    if (!run.step()) return std::nullopt;
+    if (!run.step())
+      return std::nullopt;
     return read_job(run);
   }
 
   /// The pending, unlocked job with the earliest start (then the lowest id), due or not.
   std::optional<Job> next_job(std::optional<TimePoint> now = std::nullopt) {
     detail::Run run(statements_.select_next_job);
+    bind_default_max_attempts(run);
     run.bind(1, checked_now(now));
-    if (!run.step()) return std::nullopt;
+    if (!run.step())
+      return std::nullopt;
     return read_job(run);
   }
 
@@ -148,8 +156,10 @@ class Scheduler {
     std::optional<Candidate> next;
     {
       detail::Run run(statements_.select_next_start);
+      bind_default_max_attempts(run);
       run.bind(1, at);
-      if (run.step()) next = Candidate{run.column_int64(0), 0, run.column_double(1)};
+      if (run.step())
+        next = Candidate{run.column_int64(0), 0, run.column_double(1)};
     }
     keep_earliest(next, first_lease_end(at, nullptr));
     return delay_until(next, at);
@@ -165,7 +175,8 @@ class Scheduler {
       for_each_priority(queue, [&](int priority) {
         detail::Run run(statements_.first_free_in_level);
         run.bind(1, at).bind_text(2, queue).bind(3, std::int64_t{priority});
-        if (run.step()) keep_earliest(next, Candidate{run.column_int64(0), priority, run.column_double(1)});
+        if (run.step())
+          keep_earliest(next, Candidate{run.column_int64(0), priority, run.column_double(1)});
         return false;
       });
       keep_earliest(next, first_lease_end(at, &queue));
@@ -177,12 +188,13 @@ class Scheduler {
   std::int64_t count_pending_jobs(std::optional<TimePoint> now = std::nullopt) {
     detail::Run run(statements_.count_pending_jobs);
     run.bind(1, checked_now(now));
+    bind_default_max_attempts(run);
     run.step();
     return run.column_int64(0);
   }
 
-  /// Marks the job completed (and ends any lock or claim on it). True when the job exists; a job completed
-  /// again stays completed at its first completion time.
+  /// Marks the job completed (and ends any lock or claim on it). True when the job exists; a job
+  /// completed again stays completed at its first completion time.
   bool complete_job(std::int64_t id, std::optional<TimePoint> completed_at = std::nullopt) {
     const double at = checked_now(completed_at, "completed_at");
     detail::Run run(statements_.complete_job);
@@ -214,6 +226,7 @@ class Scheduler {
   /// lease never runs out. True when this call locked it. unlock_job or complete_job ends it.
   bool lock_job(std::int64_t id, std::optional<TimePoint> now = std::nullopt) {
     detail::Run run(statements_.lock_job);
+    bind_default_max_attempts(run);
     run.bind(1, checked_now(now)).bind(2, id);
     return run.execute() > 0;
   }
@@ -229,8 +242,10 @@ class Scheduler {
   /// Of many schedulers calling it at once, each gets a different job.
   std::optional<Job> lock_next_job(std::optional<TimePoint> now = std::nullopt) {
     detail::Run run(statements_.lock_next_job);
+    bind_default_max_attempts(run);
     run.bind(1, checked_now(now));
-    if (!run.step()) return std::nullopt;
+    if (!run.step())
+      return std::nullopt;
     Job job = read_job(run);
     run.execute();  // finish the statement so its write commits now
     return job;
@@ -271,20 +286,23 @@ class Scheduler {
     {
       detail::Run run(statements_.select_claimed);
       run.bind(2, claim.job_id).bind(3, claim.token);
-      if (!run.step()) return false;
+      if (!run.step())
+        return false;
       const auto attempts = static_cast<int>(run.column_int64(0));
       const RetryPolicy& policy = options_.retry;
-      const int max_attempts =
-          run.column_type(1) == SQLITE_NULL ? policy.max_attempts : static_cast<int>(run.column_int64(1));
+      const int max_attempts = run.column_type(1) == SQLITE_NULL
+                                   ? policy.max_attempts
+                                   : static_cast<int>(run.column_int64(1));
       if (attempts < max_attempts) {
         const Seconds initial = run.column_type(2) == SQLITE_NULL ? policy.initial_backoff
                                                                   : Seconds{run.column_double(2)};
-        const Seconds cap = run.column_type(3) == SQLITE_NULL ? policy.max_backoff
-                                                              : Seconds{run.column_double(3)};
+        const Seconds cap =
+            run.column_type(3) == SQLITE_NULL ? policy.max_backoff : Seconds{run.column_double(3)};
         const double backoff = policy.backoff(attempts, initial, cap).count();
         std::uniform_real_distribution<double> share(0.0, 1.0);
         double when = at + backoff * (1.0 - policy.jitter * share(random_));
-        if (run.column_type(5) != SQLITE_NULL) when = std::min(when, run.column_double(5));
+        if (run.column_type(5) != SQLITE_NULL)
+          when = std::min(when, run.column_double(5));
         retry_at = std::max(when, run.column_double(4));
       }
     }
@@ -302,7 +320,8 @@ class Scheduler {
     const double until = checked_now(now) + detail::checked_lease(lease);
     detail::Run run(statements_.extend_claim);
     run.bind(1, until).bind(2, claim.job_id).bind(3, claim.token);
-    if (run.execute() == 0) return false;
+    if (run.execute() == 0)
+      return false;
     claim.lease_until = from_unix_seconds(until);
     return true;
   }
@@ -315,26 +334,44 @@ class Scheduler {
     return run.execute() > 0;
   }
 
-  /// Jobs that failed for good, oldest failure first.
-  std::vector<Job> failed_jobs() {
+  /// Jobs that failed for good by `now`, oldest failure first. Marks first those whose
+  /// lease ran out on their last attempt (a write).
+  std::vector<Job> failed_jobs(std::optional<TimePoint> now = std::nullopt) {
+    const double at = checked_now(now);
+    detail::WriteTransaction transaction(db());
+    fail_abandoned_jobs(at);
     std::vector<Job> jobs;
-    detail::Run run(statements_.select_failed_jobs);
-    while (run.step()) jobs.push_back(read_job(run));
+    {
+      detail::Run run(statements_.select_failed_jobs);
+      while (run.step())
+        jobs.push_back(read_job(run));
+    }
+    transaction.commit();
     return jobs;
   }
 
   /// Puts a failed job back in the schedule, due now, with its attempts reset (its last
   /// error kept). A job whose expiry has passed stays expired. True when it was failed.
   bool retry_job(std::int64_t id, std::optional<TimePoint> now = std::nullopt) {
+    const double at = checked_now(now);
+    detail::WriteTransaction transaction(db());
+    fail_abandoned_jobs(at);
     detail::Run run(statements_.retry_job);
-    run.bind(1, checked_now(now)).bind(2, id);
-    return run.execute() > 0;
+    run.bind(1, at).bind(2, id);
+    const bool retried = run.execute() > 0;
+    transaction.commit();
+    return retried;
   }
 
-  /// Deletes every failed job; returns how many went.
-  std::int64_t delete_failed_jobs() {
+  /// Deletes every job failed by `now`; returns how many went.
+  std::int64_t delete_failed_jobs(std::optional<TimePoint> now = std::nullopt) {
+    const double at = checked_now(now);
+    detail::WriteTransaction transaction(db());
+    fail_abandoned_jobs(at);
     detail::Run run(statements_.delete_failed_jobs);
-    return run.execute();
+    const std::int64_t deleted = run.execute();
+    transaction.commit();
+    return deleted;
   }
 
   /// A number that changes whenever another connection commits to the file: a cheap way
@@ -392,12 +429,11 @@ class Scheduler {
           delete_failed_jobs(db, detail::sql::delete_failed_jobs),
           data_version(db, detail::sql::data_version) {}
     detail::Statement insert_job, select_job, select_next_job, select_next_start,
-        count_pending_jobs, complete_job, delete_job, delete_completed_jobs,
-        delete_expired_jobs, lock_job, unlock_job, lock_next_job, next_queue, next_priority,
-        first_due_in_level, first_free_in_level, first_lease_end, claim_job,
-        fail_abandoned_jobs, complete_claim, extend_claim, release_claim, select_claimed,
-        retry_later, fail_for_good, select_failed_jobs, retry_job, delete_failed_jobs,
-        data_version;
+        count_pending_jobs, complete_job, delete_job, delete_completed_jobs, delete_expired_jobs,
+        lock_job, unlock_job, lock_next_job, next_queue, next_priority, first_due_in_level,
+        first_free_in_level, first_lease_end, claim_job, fail_abandoned_jobs, complete_claim,
+        extend_claim, release_claim, select_claimed, retry_later, fail_for_good, select_failed_jobs,
+        retry_job, delete_failed_jobs, data_version;
   };
 
   // A job in claim order: higher priority, then earlier start, then lower id.
@@ -412,18 +448,16 @@ class Scheduler {
     const double until_offset = detail::checked_lease(lease);
     const double at = checked_now(now);
     detail::WriteTransaction transaction(db());
-    {
-      detail::Run run(statements_.fail_abandoned_jobs);
-      run.bind(1, at).bind(2, std::int64_t{options_.retry.max_attempts});
-      run.execute();
-    }
+    fail_abandoned_jobs(at);
     std::optional<Candidate> best;
     auto consider = [&](const std::string& queue) {
       std::optional<Candidate> found = first_due_in_queue(queue, at);
-      if (found && (!best || comes_before(*found, *best))) best = found;
+      if (found && (!best || comes_before(*found, *best)))
+        best = found;
     };
     if (queues != nullptr) {
-      for (const std::string& queue : *queues) consider(queue);
+      for (const std::string& queue : *queues)
+        consider(queue);
     } else {
       for_each_queue(consider);
     }
@@ -442,9 +476,23 @@ class Scheduler {
     return claimed;
   }
 
+  void bind_default_max_attempts(detail::Run& run) const {
+    run.bind(detail::sql::default_max_attempts, std::int64_t{options_.retry.max_attempts});
+  }
+
+  // Marks failed the jobs whose lease ran out on their last attempt.
+  void fail_abandoned_jobs(double at) {
+    detail::Run run(statements_.fail_abandoned_jobs);
+    run.bind(1, at);
+    bind_default_max_attempts(run);
+    run.execute();
+  }
+
   static bool comes_before(const Candidate& a, const Candidate& b) noexcept {
-    if (a.priority != b.priority) return a.priority > b.priority;
-    if (a.starts_at != b.starts_at) return a.starts_at < b.starts_at;
+    if (a.priority != b.priority)
+      return a.priority > b.priority;
+    if (a.starts_at != b.starts_at)
+      return a.starts_at < b.starts_at;
     return a.id < b.id;
   }
 
@@ -456,7 +504,8 @@ class Scheduler {
   }
 
   static std::optional<JobDelay> delay_until(const std::optional<Candidate>& next, double at) {
-    if (!next) return std::nullopt;
+    if (!next)
+      return std::nullopt;
     return JobDelay{next->id, Seconds{std::max(0.0, next->starts_at - at)}};
   }
 
@@ -470,7 +519,8 @@ class Scheduler {
       {
         detail::Run run(statements_.next_queue);
         run.bind_text(1, from);
-        if (!run.step()) return;
+        if (!run.step())
+          return;
         queue = std::string(run.column_text(0));
       }
       visit(queue);
@@ -488,10 +538,12 @@ class Scheduler {
       {
         detail::Run run(statements_.next_priority);
         run.bind_text(1, queue).bind(2, at_most);
-        if (!run.step()) return;
+        if (!run.step())
+          return;
         priority = static_cast<int>(run.column_int64(0));
       }
-      if (visit(priority)) return;
+      if (visit(priority))
+        return;
       at_most = std::int64_t{priority} - 1;
     }
   }
@@ -500,8 +552,10 @@ class Scheduler {
     std::optional<Candidate> found;
     for_each_priority(queue, [&](int priority) {
       detail::Run run(statements_.first_due_in_level);
+      bind_default_max_attempts(run);
       run.bind(1, at).bind_text(2, queue).bind(3, std::int64_t{priority});
-      if (run.step()) found = Candidate{run.column_int64(0), priority, run.column_double(1)};
+      if (run.step())
+        found = Candidate{run.column_int64(0), priority, run.column_double(1)};
       return found.has_value();
     });
     return found;
@@ -511,12 +565,14 @@ class Scheduler {
   std::optional<Candidate> first_lease_end(double at, const std::string* queue) {
     detail::Run run(statements_.first_lease_end);
     run.bind(1, at);
+    bind_default_max_attempts(run);
     if (queue != nullptr) {
       run.bind_text(2, *queue);
     } else {
       run.bind_null(2);
     }
-    if (!run.step()) return std::nullopt;
+    if (!run.step())
+      return std::nullopt;
     return Candidate{run.column_int64(0), 0, run.column_double(1)};
   }
 
@@ -562,26 +618,42 @@ class Scheduler {
 
   static void bind_payload(detail::Run& run, int index, const Payload& data) {
     switch (data.storage_class()) {
-      case StorageClass::null: run.bind_null(index); break;
-      case StorageClass::integer: run.bind(index, *data.as_integer()); break;
-      case StorageClass::real: run.bind(index, *data.as_real()); break;
-      case StorageClass::text: run.bind_text(index, data.bytes()); break;
-      case StorageClass::blob: run.bind_blob(index, data.bytes()); break;
+      case StorageClass::null:
+        run.bind_null(index);
+        break;
+      case StorageClass::integer:
+        run.bind(index, *data.as_integer());
+        break;
+      case StorageClass::real:
+        run.bind(index, *data.as_real());
+        break;
+      case StorageClass::text:
+        run.bind_text(index, data.bytes());
+        break;
+      case StorageClass::blob:
+        run.bind_blob(index, data.bytes());
+        break;
     }
   }
 
   static std::optional<TimePoint> read_optional_time(const detail::Run& run, int column) {
-    if (run.column_type(column) == SQLITE_NULL) return std::nullopt;
+    if (run.column_type(column) == SQLITE_NULL)
+      return std::nullopt;
     return from_unix_seconds(run.column_double(column));
   }
 
   static Payload read_payload(const detail::Run& run, int column) {
     switch (run.column_type(column)) {
-      case SQLITE_INTEGER: return Payload::integer(run.column_int64(column));
-      case SQLITE_FLOAT: return Payload::real(run.column_double(column));
-      case SQLITE_TEXT: return Payload::text(run.column_text(column));
-      case SQLITE_BLOB: return Payload(run.column_blob(column));
-      default: return Payload();
+      case SQLITE_INTEGER:
+        return Payload::integer(run.column_int64(column));
+      case SQLITE_FLOAT:
+        return Payload::real(run.column_double(column));
+      case SQLITE_TEXT:
+        return Payload::text(run.column_text(column));
+      case SQLITE_BLOB:
+        return Payload(run.column_blob(column));
+      default:
+        return Payload();
     }
   }
 
@@ -598,10 +670,14 @@ class Scheduler {
     job.locked_at = read_optional_time(run, 6);
     job.lease_until = read_optional_time(run, 7);
     job.attempts = static_cast<int>(run.column_int64(8));
-    if (run.column_type(9) != SQLITE_NULL) job.max_attempts = static_cast<int>(run.column_int64(9));
-    if (run.column_type(10) != SQLITE_NULL) job.initial_backoff = Seconds{run.column_double(10)};
-    if (run.column_type(11) != SQLITE_NULL) job.max_backoff = Seconds{run.column_double(11)};
-    if (run.column_type(12) != SQLITE_NULL) job.last_error = std::string(run.column_text(12));
+    if (run.column_type(9) != SQLITE_NULL)
+      job.max_attempts = static_cast<int>(run.column_int64(9));
+    if (run.column_type(10) != SQLITE_NULL)
+      job.initial_backoff = Seconds{run.column_double(10)};
+    if (run.column_type(11) != SQLITE_NULL)
+      job.max_backoff = Seconds{run.column_double(11)};
+    if (run.column_type(12) != SQLITE_NULL)
+      job.last_error = std::string(run.column_text(12));
     job.failed_at = read_optional_time(run, 13);
     job.priority = static_cast<int>(run.column_int64(14));
     job.queue = std::string(run.column_text(15));

@@ -21,9 +21,13 @@ inline TimePoint system_now() {
 }
 
 /// The moment `seconds` after the Unix epoch, as the job files store it.
-inline TimePoint from_unix_seconds(double seconds) noexcept { return TimePoint{Seconds{seconds}}; }
+inline TimePoint from_unix_seconds(double seconds) noexcept {
+  return TimePoint{Seconds{seconds}};
+}
 
 /// Seconds since the Unix epoch, as the job files store them.
-inline double to_unix_seconds(TimePoint time) noexcept { return time.time_since_epoch().count(); }
+inline double to_unix_seconds(TimePoint time) noexcept {
+  return time.time_since_epoch().count();
+}
 
 }  // namespace jobsched

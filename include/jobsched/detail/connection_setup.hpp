@@ -33,12 +33,15 @@ class BusyWait {
  private:
   int wait(int tries) noexcept {
     const auto now = std::chrono::steady_clock::now();
-    if (tries == 0) first_try_ = now;
+    if (tries == 0)
+      first_try_ = now;
     const auto waited = now - first_try_;
-    if (waited >= timeout_) return 0;
+    if (waited >= timeout_)
+      return 0;
     const std::chrono::steady_clock::duration pause =
         std::chrono::microseconds(20) * (1 << std::min(tries, 6));
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, timeout_ - waited));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(pause, timeout_ - waited));
     return 1;
   }
 
@@ -55,9 +58,11 @@ inline void enable_wal(sqlite3* db, std::chrono::milliseconds timeout) {
   std::chrono::milliseconds pause{1};
   for (;;) {
     const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-    if (rc == SQLITE_OK) return;
+    if (rc == SQLITE_OK)
+      return;
     const auto now = std::chrono::steady_clock::now();
-    if ((rc & 0xff) != SQLITE_BUSY || now >= deadline) throw_error(db, rc, sql);
+    if ((rc & 0xff) != SQLITE_BUSY || now >= deadline)
+      throw_error(db, rc, sql);
     std::this_thread::sleep_for(
         std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
     pause = std::min(pause * 2, std::chrono::milliseconds{50});
@@ -83,14 +88,16 @@ inline std::optional<int> set_up_connection(sqlite3* db, const Options& options,
   sqlite3_busy_handler(db, &BusyWait::handler, &busy_wait);
 
   std::optional<int> migrated_from;
-  if (read_schema_version(db) != current_schema_version) migrated_from = migrate(db);
+  if (read_schema_version(db) != current_schema_version)
+    migrated_from = migrate(db);
 
   // Neither setting can change inside a transaction: a host that adopts a handle with one
   // open keeps the settings it chose.
   if (sqlite3_get_autocommit(db) != 0) {
-    if (!is_memory_database(db)) enable_wal(db, options.busy_timeout);
+    if (!is_memory_database(db))
+      enable_wal(db, options.busy_timeout);
     exec(db, options.synchronous == Synchronous::normal ? "PRAGMA synchronous = NORMAL"
-                                                         : "PRAGMA synchronous = FULL");
+                                                        : "PRAGMA synchronous = FULL");
   }
   return migrated_from;
 }

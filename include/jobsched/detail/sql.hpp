@@ -6,16 +6,23 @@
 
 namespace jobsched::detail::sql {
 
-#define JOBSCHED_JOB_COLUMNS                                                                 \
-  "id, data, created_at, starts_at, expires_at, completed_at, locked_at, lease_until,"       \
+/// The parameter every statement that needs it binds to the default limit on attempts.
+inline constexpr int default_max_attempts = 20;
+
+#define JOBSCHED_JOB_COLUMNS                                                                \
+  "id, data, created_at, starts_at, expires_at, completed_at, locked_at, lease_until,"      \
   " attempts, max_attempts, backoff_initial, backoff_max, last_error, failed_at, priority," \
   " queue"
 // Pending: neither completed, failed nor expired. The first two terms are the predicate of
 // the partial indexes, so every query on pending jobs can use them.
 #define JOBSCHED_OPEN "completed_at IS NULL AND failed_at IS NULL"
 #define JOBSCHED_PENDING JOBSCHED_OPEN " AND (expires_at IS NULL OR expires_at > ?1)"
-// Not held: never locked or claimed, or the claim's lease ran out.
-#define JOBSCHED_FREE "(locked_at IS NULL OR lease_until <= ?1)"
+// ?20 is always the scheduler's default limit on attempts (RetryPolicy::max_attempts).
+#define JOBSCHED_MAX_ATTEMPTS "coalesce(max_attempts, ?20)"
+// Not held: never locked or claimed, or the claim's lease ran out before its last attempt
+// (after the last one, the job is failed).
+#define JOBSCHED_FREE \
+  "(locked_at IS NULL OR (lease_until <= ?1 AND attempts < " JOBSCHED_MAX_ATTEMPTS "))"
 #define JOBSCHED_NEXT \
   "WHERE " JOBSCHED_PENDING " AND " JOBSCHED_FREE " ORDER BY starts_at, id LIMIT 1"
 #define JOBSCHED_HELD_BY "id = ?2 AND claim_token = ?3 AND " JOBSCHED_OPEN
@@ -24,15 +31,23 @@ namespace jobsched::detail::sql {
 inline constexpr const char* insert_job =
     "INSERT INTO job (data, created_at, starts_at, expires_at, priority, queue, max_attempts,"
     " backoff_initial, backoff_max) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-inline constexpr const char* select_job =
-    "SELECT " JOBSCHED_JOB_COLUMNS " FROM job WHERE id = ?1";
+inline constexpr const char* select_job = "SELECT " JOBSCHED_JOB_COLUMNS " FROM job WHERE id = ?1";
 inline constexpr const char* select_next_job =
     "SELECT " JOBSCHED_JOB_COLUMNS " FROM job " JOBSCHED_NEXT;
 inline constexpr const char* select_next_start = "SELECT id, starts_at FROM job " JOBSCHED_NEXT;
 // Two range scans of the covering index on pending expiry times.
+// Claims whose lease ran out on their last attempt are failed already, though not yet
+// marked (the next write marks them).
+#define JOBSCHED_ABANDONED \
+  "lease_until <= ?1 AND attempts >= " JOBSCHED_MAX_ATTEMPTS " AND " JOBSCHED_OPEN
+// Two range scans of the covering index on pending expiry times, less the few abandoned.
 inline constexpr const char* count_pending_jobs =
-    "SELECT (SELECT count(*) FROM job WHERE " JOBSCHED_OPEN " AND expires_at IS NULL)"
-    " + (SELECT count(*) FROM job WHERE " JOBSCHED_OPEN " AND expires_at > ?1)";
+    "SELECT (SELECT count(*) FROM job WHERE " JOBSCHED_OPEN
+    " AND expires_at IS NULL)"
+    " + (SELECT count(*) FROM job WHERE " JOBSCHED_OPEN
+    " AND expires_at > ?1)"
+    " - (SELECT count(*) FROM job WHERE " JOBSCHED_ABANDONED
+    " AND (expires_at IS NULL OR expires_at > ?1))";
 // A job completed again keeps its first completion time.
 inline constexpr const char* complete_job =
     "UPDATE job SET completed_at = coalesce(completed_at, ?2), " JOBSCHED_LET_GO " WHERE id = ?1";
@@ -59,20 +74,25 @@ inline constexpr const char* lock_next_job =
 // number of jobs stored; SQLite alone would sort the due jobs.
 inline constexpr const char* next_queue =
     "SELECT queue FROM job WHERE " JOBSCHED_OPEN " AND queue >= ?1 ORDER BY queue LIMIT 1";
-inline constexpr const char* next_priority =
-    "SELECT priority FROM job WHERE " JOBSCHED_OPEN " AND queue = ?1 AND priority <= ?2"
-    " ORDER BY priority DESC LIMIT 1";
+inline constexpr const char* next_priority = "SELECT priority FROM job WHERE " JOBSCHED_OPEN
+                                             " AND queue = ?1 AND priority <= ?2"
+                                             " ORDER BY priority DESC LIMIT 1";
 inline constexpr const char* first_due_in_level =
     "SELECT id, starts_at FROM job WHERE " JOBSCHED_PENDING " AND " JOBSCHED_FREE
     " AND queue = ?2 AND priority = ?3 AND starts_at <= ?1 ORDER BY starts_at, id LIMIT 1";
 inline constexpr const char* first_free_in_level =
-    "SELECT id, starts_at FROM job WHERE " JOBSCHED_PENDING " AND locked_at IS NULL"
+    "SELECT id, starts_at FROM job WHERE " JOBSCHED_PENDING
+    " AND locked_at IS NULL"
     " AND queue = ?2 AND priority = ?3 ORDER BY starts_at, id LIMIT 1";
 // Held jobs are few (one per running worker): their index is scanned whole.
+// A claim takes only due jobs and a lease only moves forward, so a held job is free at
+// lease_until, and the leases index gives them in that order. A job on its last attempt is
+// failed, not freed, when its lease runs out.
 inline constexpr const char* first_lease_end =
-    "SELECT id, max(starts_at, lease_until) AS free_at FROM job"
-    " WHERE lease_until IS NOT NULL AND " JOBSCHED_PENDING " AND (?2 IS NULL OR queue = ?2)"
-    " ORDER BY free_at, id LIMIT 1";
+    "SELECT id, max(starts_at, lease_until) FROM job"
+    " WHERE lease_until IS NOT NULL AND " JOBSCHED_PENDING
+    " AND (?2 IS NULL OR queue = ?2)"
+    " AND attempts < " JOBSCHED_MAX_ATTEMPTS " ORDER BY lease_until, id LIMIT 1";
 inline constexpr const char* claim_job =
     "UPDATE job SET locked_at = ?1, lease_until = ?2, claim_token = random(),"
     " attempts = attempts + 1,"
@@ -81,41 +101,40 @@ inline constexpr const char* claim_job =
     " WHERE id = ?3 RETURNING " JOBSCHED_JOB_COLUMNS ", claim_token";
 // A lease that ran out on the last allowed attempt fails the job; ?2 is the default limit.
 inline constexpr const char* fail_abandoned_jobs =
-    "UPDATE job SET failed_at = ?1, " JOBSCHED_LET_GO ","
+    "UPDATE job SET failed_at = ?1, " JOBSCHED_LET_GO
+    ","
     " last_error = 'the lease of attempt ' || attempts || ' ran out'"
-    " WHERE lease_until <= ?1 AND " JOBSCHED_OPEN
-    " AND attempts >= coalesce(max_attempts, ?2)";
+    " WHERE " JOBSCHED_ABANDONED;
 inline constexpr const char* complete_claim =
     "UPDATE job SET completed_at = ?1, " JOBSCHED_LET_GO " WHERE " JOBSCHED_HELD_BY;
 inline constexpr const char* extend_claim =
     "UPDATE job SET lease_until = ?1 WHERE " JOBSCHED_HELD_BY;
 inline constexpr const char* release_claim =
-    "UPDATE job SET " JOBSCHED_LET_GO ", attempts = max(attempts - 1, 0) WHERE "
-    JOBSCHED_HELD_BY;
+    "UPDATE job SET " JOBSCHED_LET_GO ", attempts = max(attempts - 1, 0) WHERE " JOBSCHED_HELD_BY;
 inline constexpr const char* select_claimed =
     "SELECT attempts, max_attempts, backoff_initial, backoff_max, created_at, expires_at"
     " FROM job WHERE " JOBSCHED_HELD_BY;
 inline constexpr const char* retry_later =
-    "UPDATE job SET starts_at = ?1, last_error = ?4, " JOBSCHED_LET_GO " WHERE "
-    JOBSCHED_HELD_BY;
+    "UPDATE job SET starts_at = ?1, last_error = ?4, " JOBSCHED_LET_GO " WHERE " JOBSCHED_HELD_BY;
 inline constexpr const char* fail_for_good =
-    "UPDATE job SET failed_at = ?1, last_error = ?4, " JOBSCHED_LET_GO " WHERE "
-    JOBSCHED_HELD_BY;
+    "UPDATE job SET failed_at = ?1, last_error = ?4, " JOBSCHED_LET_GO " WHERE " JOBSCHED_HELD_BY;
 
 // Failed jobs.
-inline constexpr const char* select_failed_jobs =
-    "SELECT " JOBSCHED_JOB_COLUMNS " FROM job WHERE failed_at IS NOT NULL"
-    " ORDER BY failed_at, id";
+inline constexpr const char* select_failed_jobs = "SELECT " JOBSCHED_JOB_COLUMNS
+                                                  " FROM job WHERE failed_at IS NOT NULL"
+                                                  " ORDER BY failed_at, id";
 inline constexpr const char* retry_job =
     "UPDATE job SET failed_at = NULL, attempts = 0,"
     " starts_at = max(created_at, min(?1, coalesce(expires_at, ?1)))"
     " WHERE id = ?2 AND failed_at IS NOT NULL";
 inline constexpr const char* delete_failed_jobs = "DELETE FROM job WHERE failed_at IS NOT NULL";
 
+#undef JOBSCHED_ABANDONED
 #undef JOBSCHED_LET_GO
 #undef JOBSCHED_HELD_BY
 #undef JOBSCHED_NEXT
 #undef JOBSCHED_FREE
+#undef JOBSCHED_MAX_ATTEMPTS
 #undef JOBSCHED_PENDING
 #undef JOBSCHED_OPEN
 #undef JOBSCHED_JOB_COLUMNS
@@ -123,8 +142,7 @@ inline constexpr const char* delete_failed_jobs = "DELETE FROM job WHERE failed_
 // Schema introspection, used before and during migrations.
 inline constexpr const char* has_table =
     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1";
-inline constexpr const char* select_version =
-    "SELECT value FROM job_schema WHERE key = 'version'";
+inline constexpr const char* select_version = "SELECT value FROM job_schema WHERE key = 'version'";
 inline constexpr const char* update_version =
     "UPDATE job_schema SET value = ?1 WHERE key = 'version'";
 inline constexpr const char* data_version = "PRAGMA data_version";

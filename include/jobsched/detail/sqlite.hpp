@@ -15,9 +15,10 @@ namespace jobsched::detail {
 /// Throws the Error subtype that matches an SQLite result code.
 [[noreturn]] inline void throw_code(int extended_code, std::string message, std::string sql = {}) {
   const int code = extended_code & 0xff;
-  message += " (SQLite code " + std::to_string(code) + ", extended " +
-             std::to_string(extended_code) + ")";
-  if (!sql.empty()) message += " in: " + sql;
+  message +=
+      " (SQLite code " + std::to_string(code) + ", extended " + std::to_string(extended_code) + ")";
+  if (!sql.empty())
+    message += " in: " + sql;
   switch (code) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -67,10 +68,11 @@ class Statement {
   Statement() = default;
   Statement(sqlite3* db, std::string_view sql, unsigned flags = SQLITE_PREPARE_PERSISTENT) {
     sqlite3_stmt* raw = nullptr;
-    const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), flags, &raw,
-                                      nullptr);
+    const int rc =
+        sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), flags, &raw, nullptr);
     stmt_.reset(raw);
-    if (rc != SQLITE_OK) throw_error(db, rc, sql);
+    if (rc != SQLITE_OK)
+      throw_error(db, rc, sql);
   }
 
   sqlite3_stmt* get() const noexcept { return stmt_.get(); }
@@ -86,9 +88,7 @@ class Run {
   explicit Run(const Statement& statement) noexcept : stmt_(statement.get()) {}
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
-  ~Run() {
-    sqlite3_reset(stmt_);
-  }
+  ~Run() { sqlite3_reset(stmt_); }
 
   Run& bind(int index, double value) { return check(sqlite3_bind_double(stmt_, index, value)); }
   Run& bind(int index, std::int64_t value) {
@@ -101,15 +101,18 @@ class Run {
   }
   Run& bind_blob(int index, std::string_view bytes) {
     // A null pointer would bind NULL, so an empty payload binds a zero-length blob instead.
-    if (bytes.empty()) return check(sqlite3_bind_zeroblob(stmt_, index, 0));
+    if (bytes.empty())
+      return check(sqlite3_bind_zeroblob(stmt_, index, 0));
     return check(sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_STATIC));
   }
 
   /// Steps once: true when a row is ready, false when the statement is done.
   bool step() {
     const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
+    if (rc == SQLITE_ROW)
+      return true;
+    if (rc == SQLITE_DONE)
+      return false;
     throw_error(sqlite3_db_handle(stmt_), rc, sqlite3_sql(stmt_));
   }
 
@@ -138,7 +141,8 @@ class Run {
 
  private:
   Run& check(int rc) {
-    if (rc != SQLITE_OK) throw_error(sqlite3_db_handle(stmt_), rc, sqlite3_sql(stmt_));
+    if (rc != SQLITE_OK)
+      throw_error(sqlite3_db_handle(stmt_), rc, sqlite3_sql(stmt_));
     return *this;
   }
 
@@ -148,7 +152,8 @@ class Run {
 /// Runs one or more SQL statements that return no rows.
 inline void exec(sqlite3* db, const char* sql) {
   const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) throw_error(db, rc, sql);
+  if (rc != SQLITE_OK)
+    throw_error(db, rc, sql);
 }
 
 /// True when the connection is on an in-memory or temporary database rather than a file.

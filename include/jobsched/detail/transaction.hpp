@@ -20,7 +20,8 @@ class WriteTransaction {
   WriteTransaction& operator=(const WriteTransaction&) = delete;
 
   ~WriteTransaction() {
-    if (done_) return;
+    if (done_)
+      return;
     // Errors are ignored: a destructor must not throw, and a failed rollback leaves
     // nothing more to undo.
     if (nested_) {

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <limits>
 #include <cstdio>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -19,13 +19,16 @@ namespace jobsched::detail {
 
 /// Seconds as a short decimal: "1700000000.25", "0", "nan", "-inf".
 inline std::string format_seconds(double seconds) {
-  if (std::isnan(seconds)) return "nan";
-  if (std::isinf(seconds)) return seconds < 0 ? "-inf" : "inf";
+  if (std::isnan(seconds))
+    return "nan";
+  if (std::isinf(seconds))
+    return seconds < 0 ? "-inf" : "inf";
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "%.6f", seconds);
   std::string text = buffer;
   text.erase(text.find_last_not_of('0') + 1);
-  if (text.back() == '.') text.pop_back();
+  if (text.back() == '.')
+    text.pop_back();
   return text;
 }
 
@@ -69,14 +72,15 @@ inline CheckedTimes check_job_times(TimePoint created, TimePoint starts,
                                     std::optional<TimePoint> expires) {
   CheckedTimes times{checked_time("created_at", created), checked_time("starts_at", starts),
                      std::nullopt};
-  if (expires) times.expires_at = checked_time("expires_at", *expires);
+  if (expires)
+    times.expires_at = checked_time("expires_at", *expires);
   if (times.created_at > times.starts_at) {
-    throw_invalid("created_at (" + format_seconds(times.created_at) +
-                  ") is after starts_at (" + format_seconds(times.starts_at) + ")");
+    throw_invalid("created_at (" + format_seconds(times.created_at) + ") is after starts_at (" +
+                  format_seconds(times.starts_at) + ")");
   }
   if (times.expires_at && times.starts_at > *times.expires_at) {
-    throw_invalid("starts_at (" + format_seconds(times.starts_at) +
-                  ") is after expires_at (" + format_seconds(*times.expires_at) + ")");
+    throw_invalid("starts_at (" + format_seconds(times.starts_at) + ") is after expires_at (" +
+                  format_seconds(*times.expires_at) + ")");
   }
   return times;
 }
@@ -115,9 +119,12 @@ inline void check_retry_policy(const RetryPolicy& policy) {
 
 /// Refuses a new job's retry overrides that cannot work.
 inline void check_job_settings(const JobOptions& options) {
-  if (options.max_attempts) check_max_attempts("max_attempts", *options.max_attempts);
-  if (options.initial_backoff) checked_duration("initial_backoff", *options.initial_backoff);
-  if (options.max_backoff) checked_duration("max_backoff", *options.max_backoff);
+  if (options.max_attempts)
+    check_max_attempts("max_attempts", *options.max_attempts);
+  if (options.initial_backoff)
+    checked_duration("initial_backoff", *options.initial_backoff);
+  if (options.max_backoff)
+    checked_duration("max_backoff", *options.max_backoff);
 }
 
 /// Refuses a REAL NaN payload: SQLite would store it as NULL, losing it.

@@ -23,7 +23,8 @@ class WakeHub {
 
   /// Called after a job was committed to `file` (an absolute path; empty for memory).
   void job_added(const std::string& file) {
-    if (file.empty() || listeners_.load(std::memory_order_acquire) == 0) return;
+    if (file.empty() || listeners_.load(std::memory_order_acquire) == 0)
+      return;
     {
       const std::lock_guard<std::mutex> lock(mutex_);
       ++generations_[file];

@@ -3,9 +3,9 @@
 // is added by the same process and by another process.
 // Usage: bench_wake_latency [samples=50]
 
-#include <jobsched/jobsched.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <jobsched/jobsched.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -85,5 +85,6 @@ int main(int argc, char** argv) {
   const std::string path = "bench-wake-" + std::to_string(::getpid()) + ".db";
   report("same process", measure(path, samples, false));
   report("another process (poll_interval 50 ms)", measure(path, samples, true));
-  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  for (const char* suffix : {"", "-wal", "-shm"})
+    std::remove((path + suffix).c_str());
 }

@@ -27,10 +27,12 @@ int main() {
   while (const auto next = scheduler.seconds_until_next_job()) {
     std::this_thread::sleep_for(next->delay);
     const auto job = scheduler.get_job(next->id);
-    if (!job || !job->is_pending(scheduler.now())) continue;  // expired or done meanwhile
+    if (!job || !job->is_pending(scheduler.now()))
+      continue;  // expired or done meanwhile
     std::cout << "[" << elapsed() << " s] running job #" << job->id << ": " << job->data.bytes()
               << '\n';
-    if (job->data.bytes() == "water the plants") std::this_thread::sleep_for(1s);
+    if (job->data.bytes() == "water the plants")
+      std::this_thread::sleep_for(1s);
     scheduler.complete_job(job->id);
   }
 

@@ -28,7 +28,9 @@ using jobsched_test::query_int;
 using jobsched_test::TempFile;
 using Clock = std::chrono::steady_clock;
 
-long long job_count(sqlite3* db) { return query_int(db, "SELECT count(*) FROM job"); }
+long long job_count(sqlite3* db) {
+  return query_int(db, "SELECT count(*) FROM job");
+}
 
 jobsched::Options with_busy_timeout(std::chrono::milliseconds timeout) {
   jobsched::Options options;
@@ -46,8 +48,7 @@ bool contains(const std::string& text, const std::string& part) {
 
 }  // namespace
 
-TEST_CASE("Error derives from std::runtime_error and carries the codes and the SQL",
-          "[errors]") {
+TEST_CASE("Error derives from std::runtime_error and carries the codes and the SQL", "[errors]") {
   static_assert(std::is_base_of<std::runtime_error, jobsched::Error>::value, "");
   static_assert(std::is_base_of<jobsched::Error, jobsched::InvalidArgumentError>::value, "");
   static_assert(std::is_base_of<jobsched::Error, jobsched::BusyError>::value, "");
@@ -55,8 +56,7 @@ TEST_CASE("Error derives from std::runtime_error and carries the codes and the S
   static_assert(std::is_base_of<jobsched::Error, jobsched::IoError>::value, "");
   static_assert(std::is_base_of<jobsched::Error, jobsched::ConstraintError>::value, "");
 
-  const jobsched::Error error("something failed", SQLITE_IOERR, SQLITE_IOERR_FSYNC,
-                              "SELECT 1");
+  const jobsched::Error error("something failed", SQLITE_IOERR, SQLITE_IOERR_FSYNC, "SELECT 1");
   CHECK(std::string(error.what()) == "something failed");
   CHECK(error.code() == SQLITE_IOERR);
   CHECK(error.extended_code() == SQLITE_IOERR_FSYNC);
@@ -88,7 +88,8 @@ TEST_CASE("Error derives from std::runtime_error and carries the codes and the S
 TEST_CASE("A write blocked past the busy timeout throws BusyError and changes nothing",
           "[errors][busy]") {
   TempFile file("errors-busy");
-  Scheduler scheduler = Scheduler::open(file.path(), with_busy_timeout(std::chrono::milliseconds(100)));
+  Scheduler scheduler =
+      Scheduler::open(file.path(), with_busy_timeout(std::chrono::milliseconds(100)));
   const auto existing = scheduler.add_job("existing", jobsched_test::job_times(at(10), at(20)));
   REQUIRE(existing.id == 1);
 
@@ -218,8 +219,8 @@ TEST_CASE("A full database throws IoError with SQLITE_FULL and keeps the job cou
     CHECK(sqlite3_get_autocommit(scheduler.handle()) != 0);
     CHECK(job_count(scheduler.handle()) == 1);
     CHECK(scheduler.count_pending_jobs(at(3)) == 1);
-    CHECK(query_int(scheduler.handle(),
-                    "SELECT seq FROM sqlite_sequence WHERE name = 'job'") == first.id);
+    CHECK(query_int(scheduler.handle(), "SELECT seq FROM sqlite_sequence WHERE name = 'job'") ==
+          first.id);
 
     exec_raw(scheduler.handle(), "PRAGMA max_page_count = 1000000");
     const auto added = scheduler.add_job(large, jobsched_test::job_times(at(1), at(2)));
@@ -288,8 +289,7 @@ TEST_CASE("The error for a failing statement includes its SQL text", "[errors]")
       INFO("message: " << error.what());
       CHECK(error.code() == SQLITE_CONSTRAINT);
       CHECK(error.extended_code() == SQLITE_CONSTRAINT_TRIGGER);
-      CHECK(error.sql() ==
-            std::string(jobsched::detail::sql::insert_job));
+      CHECK(error.sql() == std::string(jobsched::detail::sql::insert_job));
       CHECK(contains(error.what(), "refused by trigger"));
       CHECK(contains(error.what(), error.sql()));
     }

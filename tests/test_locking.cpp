@@ -26,7 +26,8 @@ JobOptions starting(double starts, std::optional<double> expires = std::nullopt)
   JobOptions options;
   options.created_at = at(0.0);
   options.starts_at = at(starts);
-  if (expires) options.expires_at = at(*expires);
+  if (expires)
+    options.expires_at = at(*expires);
   return options;
 }
 
@@ -34,9 +35,8 @@ JobOptions starting(double starts, std::optional<double> expires = std::nullopt)
 
 TEST_CASE("a locked job is not next but still counts as pending") {
   TempFile file("locking");
-  auto scheduler = Scheduler::open(GENERATE(as<std::string>{}, "file", "memory") == "file"
-                                       ? file.path()
-                                       : ":memory:");
+  auto scheduler = Scheduler::open(
+      GENERATE(as<std::string>{}, "file", "memory") == "file" ? file.path() : ":memory:");
   const Job first = scheduler.add_job("first", starting(10));
   const Job second = scheduler.add_job("second", starting(20));
 
@@ -106,7 +106,8 @@ TEST_CASE("four processes locking the next job never lock the same job twice") {
   constexpr int processes = 4;
   {
     auto scheduler = Scheduler::open(file.path());
-    for (int i = 0; i < jobs; ++i) scheduler.add_job(std::to_string(i), starting(i));
+    for (int i = 0; i < jobs; ++i)
+      scheduler.add_job(std::to_string(i), starting(i));
   }
   int pipe_fds[2];
   REQUIRE(::pipe(pipe_fds) == 0);
@@ -121,7 +122,8 @@ TEST_CASE("four processes locking the next job never lock the same job twice") {
         auto scheduler = Scheduler::open(file.path());
         while (auto job = scheduler.lock_next_job(at(1e6))) {
           const std::int64_t id = job->id;
-          if (::write(pipe_fds[1], &id, sizeof id) != static_cast<ssize_t>(sizeof id)) status = 2;
+          if (::write(pipe_fds[1], &id, sizeof id) != static_cast<ssize_t>(sizeof id))
+            status = 2;
         }
       } catch (...) {
         status = 1;

@@ -12,10 +12,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <limits>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <jobsched/jobsched.hpp>
@@ -66,7 +66,8 @@ std::string query_rows(sqlite3* db, const std::string& sql) {
   while (sqlite3_step(stmt) == SQLITE_ROW) {
     const int columns = sqlite3_column_count(stmt);
     for (int i = 0; i < columns; ++i) {
-      if (i > 0) out += '|';
+      if (i > 0)
+        out += '|';
       const unsigned char* text = sqlite3_column_text(stmt, i);
       out += std::to_string(sqlite3_column_type(stmt, i)) + ":" +
              (text != nullptr ? reinterpret_cast<const char*>(text) : "NULL");
@@ -106,8 +107,9 @@ std::string version_row(sqlite3* db) {
   if (query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'job_schema'") != 1) {
     return "";
   }
-  return query_text(db, "SELECT typeof(value) || ':' || value FROM job_schema"
-                        " WHERE key = 'version'");
+  return query_text(db,
+                    "SELECT typeof(value) || ':' || value FROM job_schema"
+                    " WHERE key = 'version'");
 }
 
 /// What `fn` threw as an E, with its message; empty when it threw nothing. Any other
@@ -152,28 +154,27 @@ std::vector<FixtureJob> fixture_jobs(int version) {
   using jobsched::Payload;
   std::vector<FixtureJob> jobs;
   // 1: a time of exactly 0, pending forever, TEXT.
-  jobs.push_back({Payload::text("hello, epoch"), 0.0, 0.0, std::nullopt, std::nullopt,
-                  std::nullopt, true});
+  jobs.push_back(
+      {Payload::text("hello, epoch"), 0.0, 0.0, std::nullopt, std::nullopt, std::nullopt, true});
   // 2: TEXT with an embedded NUL, completed.
-  jobs.push_back({Payload::text(std::string("a\0b", 3)), kNow - 500.5, kNow - 400.25,
-                  std::nullopt, kNow - 100.125, std::nullopt});
+  jobs.push_back({Payload::text(std::string("a\0b", 3)), kNow - 500.5, kNow - 400.25, std::nullopt,
+                  kNow - 100.125, std::nullopt});
   // 3: INTEGER, expired.
-  jobs.push_back({Payload::integer(42), kNow - 100, kNow - 50, kNow - 10, std::nullopt,
-                  std::nullopt});
+  jobs.push_back(
+      {Payload::integer(42), kNow - 100, kNow - 50, kNow - 10, std::nullopt, std::nullopt});
   // 4: REAL, pending, starts later, expires later still.
-  jobs.push_back({Payload::real(3.25), kNow - 1, kNow + 60, kNow + 3600, std::nullopt,
-                  std::nullopt});
+  jobs.push_back(
+      {Payload::real(3.25), kNow - 1, kNow + 60, kNow + 3600, std::nullopt, std::nullopt});
   // 5: BLOB with NUL bytes, pending and overdue.
   jobs.push_back({Payload(std::string("\0\x01\xff\0z", 5)), kNow - 10, kNow - 5, std::nullopt,
                   std::nullopt, std::nullopt});
   // 6: empty BLOB, expires at exactly kNow (so expired at kNow).
-  jobs.push_back({Payload(std::string()), kNow - 20, kNow - 20, kNow, std::nullopt,
-                  std::nullopt});
+  jobs.push_back({Payload(std::string()), kNow - 20, kNow - 20, kNow, std::nullopt, std::nullopt});
   // 7: NULL payload, completed (its expiry has passed, but completed jobs never expire).
   jobs.push_back({Payload(), kNow - 30, kNow - 30, kNow - 25, kNow - 29, std::nullopt});
   // 8: the smallest INTEGER, pending, and locked at version 2.
-  jobs.push_back({Payload::integer(std::numeric_limits<std::int64_t>::min()), kNow - 2,
-                  kNow + 120, std::nullopt, std::nullopt,
+  jobs.push_back({Payload::integer(std::numeric_limits<std::int64_t>::min()), kNow - 2, kNow + 120,
+                  std::nullopt, std::nullopt,
                   version >= 2 ? std::optional<double>(kNow - 1.5) : std::nullopt});
   // 9: empty TEXT (not NULL), pending.
   jobs.push_back({Payload::text(""), kNow, kNow + 30, kNow + 30, std::nullopt, std::nullopt});
@@ -195,9 +196,15 @@ void bind_time(sqlite3_stmt* stmt, int index, std::optional<double> value, bool 
 void bind_payload(sqlite3_stmt* stmt, int index, const jobsched::Payload& payload) {
   using jobsched::StorageClass;
   switch (payload.storage_class()) {
-    case StorageClass::null: sqlite3_bind_null(stmt, index); break;
-    case StorageClass::integer: sqlite3_bind_int64(stmt, index, *payload.as_integer()); break;
-    case StorageClass::real: sqlite3_bind_double(stmt, index, *payload.as_real()); break;
+    case StorageClass::null:
+      sqlite3_bind_null(stmt, index);
+      break;
+    case StorageClass::integer:
+      sqlite3_bind_int64(stmt, index, *payload.as_integer());
+      break;
+    case StorageClass::real:
+      sqlite3_bind_double(stmt, index, *payload.as_real());
+      break;
     case StorageClass::text:
       // Explicit length, so an embedded NUL is stored as part of the text.
       sqlite3_bind_text(stmt, index, payload.bytes().data(),
@@ -222,10 +229,13 @@ Fixture write_fixture(const std::string& path, int version, bool wal = true,
   Fixture fixture;
   auto owner = open_raw(path);
   sqlite3* db = owner.get();
-  if (wal) REQUIRE(query_text(db, "PRAGMA journal_mode = WAL") == "wal");
+  if (wal)
+    REQUIRE(query_text(db, "PRAGMA journal_mode = WAL") == "wal");
   exec_raw(db, std::string("BEGIN;") + kV0Schema + "COMMIT;");
-  if (version >= 1) exec_raw(db, std::string("BEGIN;") + kV1Schema + "COMMIT;");
-  if (version >= 2) exec_raw(db, std::string("BEGIN;") + kV2Schema + "COMMIT;");
+  if (version >= 1)
+    exec_raw(db, std::string("BEGIN;") + kV1Schema + "COMMIT;");
+  if (version >= 2)
+    exec_raw(db, std::string("BEGIN;") + kV2Schema + "COMMIT;");
 
   fixture.jobs = fixture_jobs(version);
   const std::string insert =
@@ -241,7 +251,8 @@ Fixture write_fixture(const std::string& path, int version, bool wal = true,
     bind_time(stmt, 3, job.starts_at, job.integer_times);
     bind_time(stmt, 4, job.expires_at, job.integer_times);
     bind_time(stmt, 5, job.completed_at, false);
-    if (version >= 2) bind_time(stmt, 6, job.locked_at, false);
+    if (version >= 2)
+      bind_time(stmt, 6, job.locked_at, false);
     REQUIRE(sqlite3_step(stmt) == SQLITE_DONE);
     REQUIRE(sqlite3_reset(stmt) == SQLITE_OK);
     job.id = sqlite3_last_insert_rowid(db);
@@ -253,7 +264,8 @@ Fixture write_fixture(const std::string& path, int version, bool wal = true,
   exec_raw(db, "DELETE FROM job WHERE id = " + std::to_string(fixture.max_id_ever));
   REQUIRE(version_row(db) == (version == 0 ? "" : "integer:" + std::to_string(version)));
   REQUIRE(query_text(db, "PRAGMA journal_mode") == (wal ? "wal" : "delete"));
-  if (!extra_sql.empty()) exec_raw(db, extra_sql);
+  if (!extra_sql.empty())
+    exec_raw(db, extra_sql);
   return fixture;  // the raw connection closes here (and checkpoints a WAL file)
 }
 
@@ -264,7 +276,8 @@ jobsched::Options pinned_options() {
 }
 
 std::optional<double> seconds_of(const std::optional<jobsched::TimePoint>& time) {
-  if (!time) return std::nullopt;
+  if (!time)
+    return std::nullopt;
   return jobsched::to_unix_seconds(*time);
 }
 
@@ -332,8 +345,8 @@ void check_works_like_new(jobsched::Scheduler& scheduler, const Fixture& fixture
   CHECK(delay->delay.count() == 0.0);
 
   // A new job's id is above every id the file ever gave, the deleted largest one included.
-  const jobsched::Job added =
-      scheduler.add_job(jobsched::Payload("new"), jobsched_test::job_times(now, now + jobsched::Seconds{1000}));
+  const jobsched::Job added = scheduler.add_job(
+      jobsched::Payload("new"), jobsched_test::job_times(now, now + jobsched::Seconds{1000}));
   CHECK(added.id == fixture.max_id_ever + 1);
   CHECK(scheduler.count_pending_jobs(now) == 6);
 
@@ -342,10 +355,12 @@ void check_works_like_new(jobsched::Scheduler& scheduler, const Fixture& fixture
   while (auto job = scheduler.lock_next_job(now)) {
     CHECK(job->locked_at.has_value());
     order.push_back(job->id);
-    if (order.size() > 10) break;
+    if (order.size() > 10)
+      break;
   }
   std::vector<std::int64_t> expected = {time_zero, overdue_blob, empty_text, real};
-  if (version < 2) expected.push_back(locked);  // not locked by the fixture
+  if (version < 2)
+    expected.push_back(locked);  // not locked by the fixture
   expected.push_back(added.id);
   CHECK(order == expected);
   CHECK_FALSE(scheduler.next_job(now).has_value());
@@ -485,7 +500,8 @@ void check_concurrent_upgrade(bool wal) {
   const Fixture fixture = write_fixture(file.path(), 0, wal);
   const std::vector<int> reported = open_in_processes(file.path(), 8);
   std::string list;
-  for (const int value : reported) list += std::to_string(value) + " ";
+  for (const int value : reported)
+    list += std::to_string(value) + " ";
   INFO("reported: " << list);
   REQUIRE(reported.size() == 8);
   long zero = 0, nothing = 0, failed = 0;
@@ -568,7 +584,8 @@ TEST_CASE("the migrations of versions 0 to 2 are exactly what the Python program
   {
     auto raw = open_raw(ours.path());
     for (const auto& migration : jobsched::detail::migrations) {
-      if (migration.version <= 2) exec_raw(raw.get(), migration.script);
+      if (migration.version <= 2)
+        exec_raw(raw.get(), migration.script);
     }
     exec_raw(raw.get(), "UPDATE job_schema SET value = 2 WHERE key = 'version'");
   }
@@ -624,7 +641,8 @@ TEST_CASE("a negative schema version is refused and not written", "[migrations]"
 TEST_CASE("a file that is not an SQLite database is refused and not written", "[migrations]") {
   TempFile file("migrate-not-a-db");
   std::string text;
-  while (text.size() < 4096) text += "this is a text file, not a job database.\n";
+  while (text.size() < 4096)
+    text += "this is a text file, not a job database.\n";
   text.resize(4096);
   jobsched_test::write_bytes(file.path(), text);
   const auto message =
@@ -635,8 +653,7 @@ TEST_CASE("a file that is not an SQLite database is refused and not written", "[
   CHECK((read_bytes(file.path()) == text));
 }
 
-TEST_CASE("a migration that fails part-way leaves a WAL file exactly as it was",
-          "[migrations]") {
+TEST_CASE("a migration that fails part-way leaves a WAL file exactly as it was", "[migrations]") {
   // Migration 2 adds locked_at; a version-1 file that already has it makes that ALTER fail
   // after migration 1's scripts have run, inside the same transaction.
   TempFile file("migrate-fails-wal");
@@ -697,9 +714,8 @@ TEST_CASE(
   check_concurrent_upgrade(false);
 }
 
-TEST_CASE(
-    "opening a rollback-journal file whose write lock another connection holds waits for it",
-    "[migrations][processes]") {
+TEST_CASE("opening a rollback-journal file whose write lock another connection holds waits for it",
+          "[migrations][processes]") {
   // What the eight processes above race into, made deterministic: the switch to WAL must
   // wait for the busy timeout like every other step, not fail at once.
   TempFile file("migrate-wait-for-lock");
@@ -719,9 +735,8 @@ TEST_CASE(
   } catch (const jobsched::BusyError& error) {
     busy = error.what();
   }
-  const double waited_ms = std::chrono::duration<double, std::milli>(
-                               std::chrono::steady_clock::now() - started)
-                               .count();
+  const double waited_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   release.join();
   INFO("waited " << waited_ms << " ms; busy error: " << busy.value_or("none"));
   CHECK_FALSE(busy.has_value());
@@ -740,8 +755,8 @@ TEST_CASE("an adopted borrowed handle on a version-2 file is migrated and stays 
   sqlite3* raw = nullptr;
   REQUIRE(sqlite3_open(file.path().c_str(), &raw) == SQLITE_OK);
   {
-    auto scheduler = jobsched::Scheduler::adopt(raw, jobsched::Ownership::borrowed,
-                                                pinned_options());
+    auto scheduler =
+        jobsched::Scheduler::adopt(raw, jobsched::Ownership::borrowed, pinned_options());
     REQUIRE(scheduler.migrated_from().has_value());
     CHECK(*scheduler.migrated_from() == 2);
     CHECK(scheduler.handle() == raw);
@@ -766,8 +781,8 @@ TEST_CASE("a migration inside the host's open transaction is undone by the host'
   sqlite3* raw = owner.get();
   exec_raw(raw, "BEGIN");
   {
-    auto scheduler = jobsched::Scheduler::adopt(raw, jobsched::Ownership::borrowed,
-                                                pinned_options());
+    auto scheduler =
+        jobsched::Scheduler::adopt(raw, jobsched::Ownership::borrowed, pinned_options());
     REQUIRE(scheduler.migrated_from().has_value());
     CHECK(*scheduler.migrated_from() == 2);
     // Migrated inside the host's transaction, which is still open.
@@ -787,8 +802,7 @@ TEST_CASE("a migration inside the host's open transaction is undone by the host'
   CHECK(has_index(raw, "ix_job_completed_at_expires_at"));
   CHECK_FALSE(has_index(raw, "ix_job_pending_starts_at"));
   CHECK_FALSE(has_index(raw, "ix_job_pending_expires_at"));
-  CHECK(query_int(raw, "SELECT count(*) FROM job") ==
-        static_cast<long long>(fixture.jobs.size()));
+  CHECK(query_int(raw, "SELECT count(*) FROM job") == static_cast<long long>(fixture.jobs.size()));
   owner.reset();
   // Opened again outside any transaction, it migrates from 2 once more.
   auto scheduler = jobsched::Scheduler::open(file.path(), pinned_options());

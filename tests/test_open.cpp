@@ -35,13 +35,16 @@ std::string query_text(sqlite3* db, const std::string& sql) {
   std::string value;
   if (sqlite3_step(stmt) == SQLITE_ROW) {
     const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    if (text != nullptr) value = text;
+    if (text != nullptr)
+      value = text;
   }
   sqlite3_finalize(stmt);
   return value;
 }
 
-bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+bool file_exists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
 
 jobsched::JobOptions times(double created, double starts) {
   jobsched::JobOptions options;
@@ -91,8 +94,7 @@ TEST_CASE("A file database opens in WAL mode with synchronous FULL by default", 
   CHECK(query_int(raw.get(), "SELECT count(*) FROM job") == 1);
 }
 
-TEST_CASE("synchronous is NORMAL when the options ask for it, on files and in memory",
-          "[open]") {
+TEST_CASE("synchronous is NORMAL when the options ask for it, on files and in memory", "[open]") {
   TempFile file("open-synchronous");
   for (const std::string& path : {file.path(), std::string(":memory:")}) {
     INFO("database: " << path);
@@ -161,8 +163,7 @@ TEST_CASE("The busy timeout option is applied to the connection", "[open][busy]"
   const auto started = std::chrono::steady_clock::now();
   CHECK_THROWS_AS(scheduler.add_job("blocked", times(1, 2)), jobsched::BusyError);
   const double waited =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-          .count();
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   INFO("waited " << waited << " ms");
   CHECK(waited >= 225.0);
   exec_raw(other.get(), "ROLLBACK");

@@ -45,7 +45,8 @@ Stored stored_data(sqlite3* db, std::int64_t id) {
 
 std::string all_byte_values() {
   std::string bytes;
-  for (int value = 0; value < 256; ++value) bytes.push_back(static_cast<char>(value));
+  for (int value = 0; value < 256; ++value)
+    bytes.push_back(static_cast<char>(value));
   return bytes;
 }
 
@@ -88,7 +89,8 @@ void check_round_trip(const std::string& path, const Payload& payload, const std
     CHECK(raw.type == type);
     CHECK(raw.bytes == bytes);
   }
-  if (path == ":memory:") return;
+  if (path == ":memory:")
+    return;
 
   Scheduler reopened = Scheduler::open(path);
   const std::optional<jobsched::Job> got = reopened.get_job(id);
@@ -144,8 +146,7 @@ TEST_CASE("A 16 MiB payload round-trips exactly", "[payload]") {
   check_round_trip_everywhere("payload-16mib", Payload(bytes), "blob", 16 * 1024 * 1024);
 }
 
-TEST_CASE("A NULL payload is stored as NULL and is distinct from an empty payload",
-          "[payload]") {
+TEST_CASE("A NULL payload is stored as NULL and is distinct from an empty payload", "[payload]") {
   const Payload null_payload{};
   REQUIRE(null_payload.is_null());
   REQUIRE(null_payload.storage_class() == StorageClass::null);
@@ -184,13 +185,16 @@ TEST_CASE("Text payloads are stored as TEXT and read back as text", "[payload]")
   REQUIRE(hello.bytes() == "h\xc3\xa9llo");
   check_round_trip_everywhere("payload-text", hello, "text", 6);
   check_round_trip_everywhere("payload-text-empty", Payload::text(""), "text", 0);
-  check_round_trip_everywhere("payload-text-nul", Payload::text(std::string("a\0b", 3)), "text",
-                              3);
+  check_round_trip_everywhere("payload-text-nul", Payload::text(std::string("a\0b", 3)), "text", 3);
 }
 
 TEST_CASE("Integer payloads are stored as INTEGER and keep their value, INT64 limits included",
           "[payload]") {
-  const std::int64_t values[] = {0, 1, -1, 42, std::numeric_limits<std::int64_t>::min(),
+  const std::int64_t values[] = {0,
+                                 1,
+                                 -1,
+                                 42,
+                                 std::numeric_limits<std::int64_t>::min(),
                                  std::numeric_limits<std::int64_t>::max()};
   for (const std::int64_t value : values) {
     INFO("integer " << value);
@@ -236,7 +240,8 @@ TEST_CASE("Real payloads are stored as REAL and keep their exact value", "[paylo
         CHECK(std::signbit(*got->data.as_real()) == std::signbit(value));
         CHECK(got->data == payload);
       }
-      if (path == ":memory:") continue;
+      if (path == ":memory:")
+        continue;
       Scheduler reopened = Scheduler::open(path);
       const auto got = reopened.next_job();
       REQUIRE(got.has_value());
@@ -268,9 +273,10 @@ TEST_CASE("a REAL NaN payload is refused before any SQL, not turned into NULL", 
   }
 }
 
-TEST_CASE("Rows the Python programs wrote with TEXT, INTEGER, REAL, BLOB or NULL data are read "
-          "with their storage class",
-          "[payload]") {
+TEST_CASE(
+    "Rows the Python programs wrote with TEXT, INTEGER, REAL, BLOB or NULL data are read "
+    "with their storage class",
+    "[payload]") {
   struct Row {
     const char* literal;
     Payload expected;
@@ -309,7 +315,8 @@ TEST_CASE("Rows the Python programs wrote with TEXT, INTEGER, REAL, BLOB or NULL
     }
     std::vector<Scheduler> readers;
     readers.push_back(std::move(scheduler));
-    if (path != ":memory:") readers.push_back(Scheduler::open(path));
+    if (path != ":memory:")
+      readers.push_back(Scheduler::open(path));
     for (Scheduler& reader : readers) {
       for (std::size_t i = 0; i < rows.size(); ++i) {
         INFO("row " << i + 1 << " written as " << rows[i].literal);

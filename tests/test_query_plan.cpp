@@ -43,13 +43,15 @@ std::vector<std::string> plan_of(sqlite3* db, const std::string& sql) {
 
 std::string joined(const std::vector<std::string>& plan) {
   std::string text;
-  for (const std::string& line : plan) text += "  " + line + "\n";
+  for (const std::string& line : plan)
+    text += "  " + line + "\n";
   return text;
 }
 
 bool mentions(const std::vector<std::string>& plan, const std::string& needle) {
   for (const std::string& line : plan) {
-    if (line.find(needle) != std::string::npos) return true;
+    if (line.find(needle) != std::string::npos)
+      return true;
   }
   return false;
 }
@@ -59,7 +61,8 @@ bool mentions(const std::vector<std::string>& plan, const std::string& needle) {
 bool scans_job_without_index(const std::vector<std::string>& plan) {
   for (const std::string& line : plan) {
     const bool scan = line.rfind("SCAN job", 0) == 0 || line.rfind("SCAN TABLE job", 0) == 0;
-    if (scan && line.find("INDEX") == std::string::npos) return true;
+    if (scan && line.find("INDEX") == std::string::npos)
+      return true;
   }
   return false;
 }
@@ -116,10 +119,13 @@ void add_jobs(jobsched::Scheduler& scheduler, int count) {
     jobsched::JobOptions options;
     options.created_at = jobsched::from_unix_seconds(created);
     options.starts_at = jobsched::from_unix_seconds(created + (i % 7) * 100.0);
-    if (i % 3 == 0) options.expires_at = jobsched::from_unix_seconds(created + 20'000);
-    if (i % 11 == 0) options.expires_at = *options.starts_at;  // long expired
+    if (i % 3 == 0)
+      options.expires_at = jobsched::from_unix_seconds(created + 20'000);
+    if (i % 11 == 0)
+      options.expires_at = *options.starts_at;  // long expired
     const jobsched::Job job = scheduler.add_job(jobsched::Payload("p"), options);
-    if (i % 4 != 0) scheduler.complete_job(job.id, jobsched::from_unix_seconds(kNow - 1));
+    if (i % 4 != 0)
+      scheduler.complete_job(job.id, jobsched::from_unix_seconds(kNow - 1));
   }
   exec_raw(scheduler.handle(), "COMMIT");
 }
@@ -167,7 +173,9 @@ TEST_CASE("the next-job queries on a fresh file read the pending index without s
   TempFile file("plan-fresh");
   auto scheduler = jobsched::Scheduler::open(file.path());
   REQUIRE(scheduler.migrated_from() == std::optional<int>(-1));
-  SECTION("empty") { check_all_plans(scheduler.handle()); }
+  SECTION("empty") {
+    check_all_plans(scheduler.handle());
+  }
   SECTION("empty, after ANALYZE") {
     exec_raw(scheduler.handle(), "ANALYZE");
     check_all_plans(scheduler.handle());
@@ -175,8 +183,7 @@ TEST_CASE("the next-job queries on a fresh file read the pending index without s
   SECTION("with jobs, after ANALYZE") {
     add_jobs(scheduler, 2000);
     exec_raw(scheduler.handle(), "ANALYZE");
-    REQUIRE(jobsched_test::query_int(scheduler.handle(), "SELECT count(*) FROM sqlite_stat1") >
-            0);
+    REQUIRE(jobsched_test::query_int(scheduler.handle(), "SELECT count(*) FROM sqlite_stat1") > 0);
     check_all_plans(scheduler.handle());
   }
   SECTION("with only pending jobs that never expire, after ANALYZE") {
@@ -198,7 +205,9 @@ TEST_CASE("the next-job queries on a file migrated from version 1 read the pendi
   write_v1_file(file.path(), 3000);
   auto scheduler = jobsched::Scheduler::open(file.path());
   REQUIRE(scheduler.migrated_from() == std::optional<int>(1));
-  SECTION("as migrated (with the seed's stale statistics)") { check_all_plans(scheduler.handle()); }
+  SECTION("as migrated (with the seed's stale statistics)") {
+    check_all_plans(scheduler.handle());
+  }
   SECTION("after ANALYZE") {
     exec_raw(scheduler.handle(), "ANALYZE");
     check_all_plans(scheduler.handle());

@@ -32,7 +32,8 @@ JobOptions times(double created, double starts, std::optional<double> expires = 
   JobOptions options;
   options.created_at = at(created);
   options.starts_at = at(starts);
-  if (expires) options.expires_at = at(*expires);
+  if (expires)
+    options.expires_at = at(*expires);
   return options;
 }
 

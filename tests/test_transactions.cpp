@@ -27,10 +27,12 @@ using jobsched_test::open_raw;
 using jobsched_test::query_int;
 using jobsched_test::TempFile;
 
-long long job_count(sqlite3* db) { return query_int(db, "SELECT count(*) FROM job"); }
+long long job_count(sqlite3* db) {
+  return query_int(db, "SELECT count(*) FROM job");
+}
 long long table_count(sqlite3* db, const std::string& name) {
-  return query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" +
-                           name + "'");
+  return query_int(
+      db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" + name + "'");
 }
 
 jobsched::JobOptions times(double created, double starts) {
@@ -59,7 +61,8 @@ struct StatementLog {
   long long count_starting_with(const std::string& prefix) const {
     long long count = 0;
     for (const std::string& statement : statements) {
-      if (statement.rfind(prefix, 0) == 0) ++count;
+      if (statement.rfind(prefix, 0) == 0)
+        ++count;
     }
     return count;
   }
@@ -94,8 +97,8 @@ TEST_CASE("A job added inside the host's transaction is gone when the host rolls
       CHECK_FALSE(scheduler.get_job(job.id).has_value());
       CHECK(scheduler.count_pending_jobs(at(3)) == 1);
       CHECK(job_count(scheduler.handle()) == 1);
-      CHECK(query_int(scheduler.handle(),
-                      "SELECT seq FROM sqlite_sequence WHERE name = 'job'") == sequence_before);
+      CHECK(query_int(scheduler.handle(), "SELECT seq FROM sqlite_sequence WHERE name = 'job'") ==
+            sequence_before);
       const auto kept_after = scheduler.get_job(kept.id);
       REQUIRE(kept_after.has_value());
       CHECK(*kept_after == kept);  // neither completed nor locked
@@ -151,7 +154,8 @@ TEST_CASE("A job added with the host's own write in one transaction commits with
       CHECK_FALSE(scheduler.get_job(dropped.id).has_value());
       CHECK(query_int(scheduler.handle(), "SELECT count(*) FROM orders") == 1);
     }
-    if (!is_file) continue;
+    if (!is_file)
+      continue;
     Scheduler reopened = Scheduler::open(path);
     const auto job = reopened.get_job(id);
     REQUIRE(job.has_value());
@@ -255,7 +259,8 @@ TEST_CASE("Two schedulers calling lock_next_job in turn never get the same job",
   TempFile file("transactions-lock-interleaved");
   Scheduler first = Scheduler::open(file.path());
   Scheduler second = Scheduler::open(file.path());
-  for (int i = 0; i < 20; ++i) first.add_job(std::to_string(i), times(1, 2 + i % 3));
+  for (int i = 0; i < 20; ++i)
+    first.add_job(std::to_string(i), times(1, 2 + i % 3));
 
   std::set<std::int64_t> seen;
   std::vector<std::int64_t> order;
@@ -279,7 +284,8 @@ TEST_CASE("Two schedulers calling lock_next_job in turn never get the same job",
   // Handed out in next-job order: by starts_at, then id.
   std::vector<std::int64_t> expected;
   for (int offset = 0; offset < 3; ++offset) {
-    for (std::int64_t id = 1 + offset; id <= 20; id += 3) expected.push_back(id);
+    for (std::int64_t id = 1 + offset; id <= 20; id += 3)
+      expected.push_back(id);
   }
   CHECK(order == expected);
 
@@ -300,7 +306,8 @@ TEST_CASE("Four threads with their own schedulers lock 2,000 jobs, each exactly 
   {
     Scheduler setup = Scheduler::open(file.path(), options);
     exec_raw(setup.handle(), "BEGIN");
-    for (int i = 0; i < job_total; ++i) setup.add_job(std::to_string(i), times(1, 2 + i % 7));
+    for (int i = 0; i < job_total; ++i)
+      setup.add_job(std::to_string(i), times(1, 2 + i % 7));
     exec_raw(setup.handle(), "COMMIT");
     REQUIRE(job_count(setup.handle()) == job_total);
   }
@@ -314,7 +321,8 @@ TEST_CASE("Four threads with their own schedulers lock 2,000 jobs, each exactly 
       try {
         Scheduler scheduler = Scheduler::open(file.path(), options);
         ++ready;
-        while (ready.load() < thread_total) std::this_thread::yield();
+        while (ready.load() < thread_total)
+          std::this_thread::yield();
         while (const auto job = scheduler.lock_next_job(at(100))) {
           locked[static_cast<std::size_t>(t)].push_back(job->id);
           std::this_thread::yield();  // a moment of "work", so the threads interleave more
@@ -325,9 +333,11 @@ TEST_CASE("Four threads with their own schedulers lock 2,000 jobs, each exactly 
       }
     });
   }
-  for (std::thread& thread : threads) thread.join();
+  for (std::thread& thread : threads)
+    thread.join();
   for (const std::exception_ptr& failure : failures) {
-    if (failure) std::rethrow_exception(failure);
+    if (failure)
+      std::rethrow_exception(failure);
   }
 
   std::vector<int> times_locked(job_total + 1, 0);
@@ -346,8 +356,10 @@ TEST_CASE("Four threads with their own schedulers lock 2,000 jobs, each exactly 
   int locked_twice = 0;
   int never_locked = 0;
   for (int id = 1; id <= job_total; ++id) {
-    if (times_locked[static_cast<std::size_t>(id)] > 1) ++locked_twice;
-    if (times_locked[static_cast<std::size_t>(id)] == 0) ++never_locked;
+    if (times_locked[static_cast<std::size_t>(id)] > 1)
+      ++locked_twice;
+    if (times_locked[static_cast<std::size_t>(id)] == 0)
+      ++never_locked;
   }
   CHECK(locked_twice == 0);
   CHECK(never_locked == 0);

@@ -34,9 +34,12 @@ using Action = std::function<void(Scheduler&)>;
 JobOptions times(std::optional<double> created, std::optional<double> starts,
                  std::optional<double> expires = std::nullopt) {
   JobOptions options;
-  if (created) options.created_at = at(*created);
-  if (starts) options.starts_at = at(*starts);
-  if (expires) options.expires_at = at(*expires);
+  if (created)
+    options.created_at = at(*created);
+  if (starts)
+    options.starts_at = at(*starts);
+  if (expires)
+    options.expires_at = at(*expires);
   return options;
 }
 
@@ -62,7 +65,9 @@ void check_refused(Scheduler& scheduler, const Action& action,
   REQUIRE(thrown);
 }
 
-long long job_count(sqlite3* db) { return query_int(db, "SELECT count(*) FROM job"); }
+long long job_count(sqlite3* db) {
+  return query_int(db, "SELECT count(*) FROM job");
+}
 long long job_sequence(sqlite3* db) {
   return query_int(db, "SELECT seq FROM sqlite_sequence WHERE name = 'job'");
 }
@@ -88,14 +93,17 @@ void check_refused_everywhere(const std::string& name, const Action& action,
       REQUIRE(scheduler.complete_job(first.id, at(25)));
       REQUIRE(scheduler.lock_job(second.id, at(26)));
       jobs_before = {*scheduler.get_job(first.id), *scheduler.get_job(second.id)};
-      if (!is_file) memory_scheduler.emplace(std::move(scheduler));
+      if (!is_file)
+        memory_scheduler.emplace(std::move(scheduler));
     }
     const std::string bytes_before = is_file ? jobsched_test::read_bytes(path) : std::string();
-    if (is_file) REQUIRE(bytes_before.size() > 0);
+    if (is_file)
+      REQUIRE(bytes_before.size() > 0);
 
     {
       std::optional<Scheduler> reopened;
-      if (is_file) reopened.emplace(Scheduler::open(path, clock.options()));
+      if (is_file)
+        reopened.emplace(Scheduler::open(path, clock.options()));
       Scheduler& scheduler = is_file ? *reopened : *memory_scheduler;
       REQUIRE(job_count(scheduler.handle()) == 2);
       REQUIRE(job_sequence(scheduler.handle()) == 2);
@@ -111,11 +119,13 @@ void check_refused_everywhere(const std::string& name, const Action& action,
         CHECK(*after == before);
       }
     }
-    if (is_file) CHECK(jobsched_test::read_bytes(path) == bytes_before);
+    if (is_file)
+      CHECK(jobsched_test::read_bytes(path) == bytes_before);
 
     // The scheduler still works after the refusal, and the refused job took no id.
     std::optional<Scheduler> reopened;
-    if (is_file) reopened.emplace(Scheduler::open(path, clock.options()));
+    if (is_file)
+      reopened.emplace(Scheduler::open(path, clock.options()));
     Scheduler& scheduler = is_file ? *reopened : *memory_scheduler;
     const auto added = scheduler.add_job("after", times(40, 50));
     CHECK(added.id == 3);
@@ -126,73 +136,69 @@ void check_refused_everywhere(const std::string& name, const Action& action,
 }  // namespace
 
 TEST_CASE("add_job refuses created_at after starts_at and names both values", "[validation]") {
-  check_refused_everywhere(
-      "validation-created-after-starts",
-      [](Scheduler& s) { s.add_job("x", times(10, 5)); }, {"created_at (10)", "starts_at (5)"});
-  check_refused_everywhere(
-      "validation-created-after-starts-fraction",
-      [](Scheduler& s) { s.add_job("x", times(1700000000.5, 1700000000.25)); },
-      {"created_at (1700000000.5)", "starts_at (1700000000.25)"});
+  check_refused_everywhere("validation-created-after-starts",
+                           [](Scheduler& s) { s.add_job("x", times(10, 5)); },
+                           {"created_at (10)", "starts_at (5)"});
+  check_refused_everywhere("validation-created-after-starts-fraction",
+                           [](Scheduler& s) { s.add_job("x", times(1700000000.5, 1700000000.25)); },
+                           {"created_at (1700000000.5)", "starts_at (1700000000.25)"});
   // Without created_at, it defaults to now (1,000,000,000 on the pinned clock), so a
   // starts_at in the past is refused.
-  check_refused_everywhere(
-      "validation-default-created-after-starts",
-      [](Scheduler& s) { s.add_job("x", times(std::nullopt, 100)); },
-      {"created_at (1000000000)", "starts_at (100)"});
-  check_refused_everywhere(
-      "validation-negative-created-after-starts",
-      [](Scheduler& s) { s.add_job("x", times(-5, -10)); }, {"created_at (-5)", "starts_at (-10)"});
+  check_refused_everywhere("validation-default-created-after-starts",
+                           [](Scheduler& s) { s.add_job("x", times(std::nullopt, 100)); },
+                           {"created_at (1000000000)", "starts_at (100)"});
+  check_refused_everywhere("validation-negative-created-after-starts",
+                           [](Scheduler& s) { s.add_job("x", times(-5, -10)); },
+                           {"created_at (-5)", "starts_at (-10)"});
 }
 
 TEST_CASE("add_job refuses starts_at after expires_at and names both values", "[validation]") {
-  check_refused_everywhere(
-      "validation-starts-after-expires",
-      [](Scheduler& s) { s.add_job("x", times(1, 5, 4)); }, {"starts_at (5)", "expires_at (4)"});
+  check_refused_everywhere("validation-starts-after-expires",
+                           [](Scheduler& s) { s.add_job("x", times(1, 5, 4)); },
+                           {"starts_at (5)", "expires_at (4)"});
   // starts_at defaults to created_at, which defaults to now.
   check_refused_everywhere(
       "validation-default-starts-after-expires",
       [](Scheduler& s) { s.add_job("x", times(std::nullopt, std::nullopt, 999999999.5)); },
       {"starts_at (1000000000)", "expires_at (999999999.5)"});
-  check_refused_everywhere(
-      "validation-created-starts-after-expires",
-      [](Scheduler& s) { s.add_job(nullptr, times(7, std::nullopt, 6)); },
-      {"starts_at (7)", "expires_at (6)"});
+  check_refused_everywhere("validation-created-starts-after-expires",
+                           [](Scheduler& s) { s.add_job(nullptr, times(7, std::nullopt, 6)); },
+                           {"starts_at (7)", "expires_at (6)"});
 }
 
-TEST_CASE("add_job refuses NaN and infinite times for each of created_at, starts_at and "
-          "expires_at",
-          "[validation]") {
+TEST_CASE(
+    "add_job refuses NaN and infinite times for each of created_at, starts_at and "
+    "expires_at",
+    "[validation]") {
   struct Bad {
     const char* name;
     double value;
     const char* shown;
   };
-  const Bad bad_values[] = {{"nan", kNan, "got nan"}, {"inf", kInf, "got inf"},
-                            {"-inf", -kInf, "got -inf"}};
+  const Bad bad_values[] = {
+      {"nan", kNan, "got nan"}, {"inf", kInf, "got inf"}, {"-inf", -kInf, "got -inf"}};
   for (const Bad& bad : bad_values) {
     INFO("value: " << bad.name);
     const double value = bad.value;
-    check_refused_everywhere(
-        "validation-created-nonfinite", [value](Scheduler& s) { s.add_job("x", times(value, 5)); },
-        {"created_at", bad.shown});
-    check_refused_everywhere(
-        "validation-created-only-nonfinite",
-        [value](Scheduler& s) { s.add_job("x", times(value, std::nullopt)); },
-        {"created_at", bad.shown});
-    check_refused_everywhere(
-        "validation-starts-nonfinite", [value](Scheduler& s) { s.add_job("x", times(5, value)); },
-        {"starts_at", bad.shown});
-    check_refused_everywhere(
-        "validation-expires-nonfinite",
-        [value](Scheduler& s) { s.add_job("x", times(5, 6, value)); }, {"expires_at", bad.shown});
-    check_refused_everywhere(
-        "validation-all-nonfinite",
-        [value](Scheduler& s) { s.add_job("x", times(value, value, value)); }, {bad.shown});
+    check_refused_everywhere("validation-created-nonfinite",
+                             [value](Scheduler& s) { s.add_job("x", times(value, 5)); },
+                             {"created_at", bad.shown});
+    check_refused_everywhere("validation-created-only-nonfinite",
+                             [value](Scheduler& s) { s.add_job("x", times(value, std::nullopt)); },
+                             {"created_at", bad.shown});
+    check_refused_everywhere("validation-starts-nonfinite",
+                             [value](Scheduler& s) { s.add_job("x", times(5, value)); },
+                             {"starts_at", bad.shown});
+    check_refused_everywhere("validation-expires-nonfinite",
+                             [value](Scheduler& s) { s.add_job("x", times(5, 6, value)); },
+                             {"expires_at", bad.shown});
+    check_refused_everywhere("validation-all-nonfinite",
+                             [value](Scheduler& s) { s.add_job("x", times(value, value, value)); },
+                             {bad.shown});
   }
 }
 
-TEST_CASE("A clock that returns NaN is refused wherever its time would be used",
-          "[validation]") {
+TEST_CASE("A clock that returns NaN is refused wherever its time would be used", "[validation]") {
   TempFile file("validation-nan-clock");
   for (const std::string& path : {file.path(), std::string(":memory:")}) {
     INFO("database: " << path);
@@ -215,33 +221,30 @@ TEST_CASE("A clock that returns NaN is refused wherever its time would be used",
 
 TEST_CASE("add_job_from_now refuses negative, NaN and infinite durations and names them",
           "[validation]") {
-  check_refused_everywhere(
-      "validation-from-now-negative-start",
-      [](Scheduler& s) { s.add_job_from_now("x", Seconds{-1}); }, {"starts_after", "-1 s"});
-  check_refused_everywhere(
-      "validation-from-now-tiny-negative-start",
-      [](Scheduler& s) { s.add_job_from_now("x", Seconds{-0.5}); }, {"starts_after", "-0.5 s"});
-  check_refused_everywhere(
-      "validation-from-now-nan-start", [](Scheduler& s) { s.add_job_from_now("x", Seconds{kNan}); },
-      {"starts_after", "nan"});
-  check_refused_everywhere(
-      "validation-from-now-inf-start", [](Scheduler& s) { s.add_job_from_now("x", Seconds{kInf}); },
-      {"starts_after", "got inf"});
-  check_refused_everywhere(
-      "validation-from-now-minus-inf-start",
-      [](Scheduler& s) { s.add_job_from_now("x", Seconds{-kInf}); }, {"starts_after", "-inf"});
-  check_refused_everywhere(
-      "validation-from-now-negative-expiry",
-      [](Scheduler& s) { s.add_job_from_now("x", Seconds{0}, Seconds{-2}); },
-      {"expires_after", "-2 s"});
-  check_refused_everywhere(
-      "validation-from-now-nan-expiry",
-      [](Scheduler& s) { s.add_job_from_now("x", Seconds{0}, Seconds{kNan}); },
-      {"expires_after", "nan"});
-  check_refused_everywhere(
-      "validation-from-now-inf-expiry",
-      [](Scheduler& s) { s.add_job_from_now("x", Seconds{0}, Seconds{kInf}); },
-      {"expires_after", "got inf"});
+  check_refused_everywhere("validation-from-now-negative-start",
+                           [](Scheduler& s) { s.add_job_from_now("x", Seconds{-1}); },
+                           {"starts_after", "-1 s"});
+  check_refused_everywhere("validation-from-now-tiny-negative-start",
+                           [](Scheduler& s) { s.add_job_from_now("x", Seconds{-0.5}); },
+                           {"starts_after", "-0.5 s"});
+  check_refused_everywhere("validation-from-now-nan-start",
+                           [](Scheduler& s) { s.add_job_from_now("x", Seconds{kNan}); },
+                           {"starts_after", "nan"});
+  check_refused_everywhere("validation-from-now-inf-start",
+                           [](Scheduler& s) { s.add_job_from_now("x", Seconds{kInf}); },
+                           {"starts_after", "got inf"});
+  check_refused_everywhere("validation-from-now-minus-inf-start",
+                           [](Scheduler& s) { s.add_job_from_now("x", Seconds{-kInf}); },
+                           {"starts_after", "-inf"});
+  check_refused_everywhere("validation-from-now-negative-expiry",
+                           [](Scheduler& s) { s.add_job_from_now("x", Seconds{0}, Seconds{-2}); },
+                           {"expires_after", "-2 s"});
+  check_refused_everywhere("validation-from-now-nan-expiry",
+                           [](Scheduler& s) { s.add_job_from_now("x", Seconds{0}, Seconds{kNan}); },
+                           {"expires_after", "nan"});
+  check_refused_everywhere("validation-from-now-inf-expiry",
+                           [](Scheduler& s) { s.add_job_from_now("x", Seconds{0}, Seconds{kInf}); },
+                           {"expires_after", "got inf"});
   check_refused_everywhere(
       "validation-from-now-nan-created",
       [](Scheduler& s) { s.add_job_from_now("x", Seconds{1}, std::nullopt, at(kNan)); },
@@ -251,10 +254,9 @@ TEST_CASE("add_job_from_now refuses negative, NaN and infinite durations and nam
 TEST_CASE("add_job_from_now refuses an expiry before the start and names both times",
           "[validation]") {
   // On the pinned clock (1,000,000,000): starts 10 s from now, expires 5 s from now.
-  check_refused_everywhere(
-      "validation-from-now-expiry-before-start",
-      [](Scheduler& s) { s.add_job_from_now("x", Seconds{10}, Seconds{5}); },
-      {"starts_at (1000000010)", "expires_at (1000000005)"});
+  check_refused_everywhere("validation-from-now-expiry-before-start",
+                           [](Scheduler& s) { s.add_job_from_now("x", Seconds{10}, Seconds{5}); },
+                           {"starts_at (1000000010)", "expires_at (1000000005)"});
   check_refused_everywhere(
       "validation-from-now-expiry-before-start-created",
       [](Scheduler& s) { s.add_job_from_now("x", Seconds{3}, Seconds{1}, at(100)); },
@@ -272,41 +274,38 @@ TEST_CASE("Calls that take now refuse NaN and infinite times before touching the
     const double bad = bad_value.value;
     const std::string shown = bad_value.shown;
     INFO("now: " << shown);
-    check_refused_everywhere(
-        "validation-next-job-now", [bad](Scheduler& s) { s.next_job(at(bad)); }, {"now", shown});
-    check_refused_everywhere(
-        "validation-count-now", [bad](Scheduler& s) { s.count_pending_jobs(at(bad)); },
-        {"now", shown});
-    check_refused_everywhere(
-        "validation-delete-expired-now",
-        [bad](Scheduler& s) { s.delete_expired_jobs(at(bad)); }, {"now", shown});
-    check_refused_everywhere(
-        "validation-lock-job-now", [bad](Scheduler& s) { s.lock_job(2, at(bad)); },
-        {"now", shown});
-    check_refused_everywhere(
-        "validation-lock-next-now", [bad](Scheduler& s) { s.lock_next_job(at(bad)); },
-        {"now", shown});
-    check_refused_everywhere(
-        "validation-seconds-until-now",
-        [bad](Scheduler& s) { s.seconds_until_next_job(at(bad)); }, {"now", shown});
+    check_refused_everywhere("validation-next-job-now",
+                             [bad](Scheduler& s) { s.next_job(at(bad)); }, {"now", shown});
+    check_refused_everywhere("validation-count-now",
+                             [bad](Scheduler& s) { s.count_pending_jobs(at(bad)); },
+                             {"now", shown});
+    check_refused_everywhere("validation-delete-expired-now",
+                             [bad](Scheduler& s) { s.delete_expired_jobs(at(bad)); },
+                             {"now", shown});
+    check_refused_everywhere("validation-lock-job-now",
+                             [bad](Scheduler& s) { s.lock_job(2, at(bad)); }, {"now", shown});
+    check_refused_everywhere("validation-lock-next-now",
+                             [bad](Scheduler& s) { s.lock_next_job(at(bad)); }, {"now", shown});
+    check_refused_everywhere("validation-seconds-until-now",
+                             [bad](Scheduler& s) { s.seconds_until_next_job(at(bad)); },
+                             {"now", shown});
   }
 }
 
 TEST_CASE("complete_job refuses a NaN or infinite completed_at and leaves the job pending",
           "[validation]") {
-  check_refused_everywhere(
-      "validation-complete-nan", [](Scheduler& s) { s.complete_job(2, at(kNan)); },
-      {"completed_at", "nan"});
-  check_refused_everywhere(
-      "validation-complete-inf", [](Scheduler& s) { s.complete_job(2, at(kInf)); },
-      {"completed_at", "got inf"});
-  check_refused_everywhere(
-      "validation-complete-minus-inf", [](Scheduler& s) { s.complete_job(2, at(-kInf)); },
-      {"completed_at", "-inf"});
+  check_refused_everywhere("validation-complete-nan",
+                           [](Scheduler& s) { s.complete_job(2, at(kNan)); },
+                           {"completed_at", "nan"});
+  check_refused_everywhere("validation-complete-inf",
+                           [](Scheduler& s) { s.complete_job(2, at(kInf)); },
+                           {"completed_at", "got inf"});
+  check_refused_everywhere("validation-complete-minus-inf",
+                           [](Scheduler& s) { s.complete_job(2, at(-kInf)); },
+                           {"completed_at", "-inf"});
 }
 
-TEST_CASE("A job whose created, start and expiry times are all equal is accepted",
-          "[validation]") {
+TEST_CASE("A job whose created, start and expiry times are all equal is accepted", "[validation]") {
   TempFile file("validation-equal-times");
   for (const std::string& path : {file.path(), std::string(":memory:")}) {
     INFO("database: " << path);
@@ -335,7 +334,8 @@ TEST_CASE("A job whose created, start and expiry times are all equal is accepted
         CHECK(next->id == id);
       }
     }
-    if (path == ":memory:") continue;
+    if (path == ":memory:")
+      continue;
     Scheduler reopened = Scheduler::open(path);
     const auto job = reopened.get_job(id);
     REQUIRE(job.has_value());
@@ -432,7 +432,8 @@ TEST_CASE("Negative times before 1970 are accepted and read back exactly", "[val
       CHECK(from_now.expires_at == at(-98));
       CHECK(scheduler.delete_job(from_now.id));
     }
-    if (path == ":memory:") continue;
+    if (path == ":memory:")
+      continue;
     Scheduler reopened = Scheduler::open(path);
     const auto job = reopened.get_job(id);
     REQUIRE(job.has_value());

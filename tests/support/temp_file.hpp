@@ -69,7 +69,8 @@ inline RawDb open_raw(const std::string& path) {
   sqlite3* db = nullptr;
   const int rc = sqlite3_open(path.c_str(), &db);
   RawDb owner(db);
-  if (rc != SQLITE_OK) throw std::runtime_error("cannot open " + path);
+  if (rc != SQLITE_OK)
+    throw std::runtime_error("cannot open " + path);
   sqlite3_busy_timeout(db, 5000);
   return owner;
 }
@@ -90,7 +91,8 @@ inline long long query_int(sqlite3* db, const std::string& sql) {
     throw std::runtime_error(std::string("prepare failed: ") + sqlite3_errmsg(db));
   }
   long long value = -1;
-  if (sqlite3_step(stmt) == SQLITE_ROW) value = sqlite3_column_int64(stmt, 0);
+  if (sqlite3_step(stmt) == SQLITE_ROW)
+    value = sqlite3_column_int64(stmt, 0);
   sqlite3_finalize(stmt);
   return value;
 }

@@ -14,7 +14,12 @@
 #include <jobsched/jobsched.hpp>
 
 #include "catch.hpp"
+#include "support/query_plan.hpp"
 #include "support/temp_file.hpp"
+
+using jobsched_test::joined;
+using jobsched_test::mentions;
+using jobsched_test::scans_job_without_index;
 
 namespace {
 
@@ -49,66 +54,29 @@ Param null_param() {
   return {Param::null, 0, 0, {}};
 }
 
-/// The `detail` column (column 3) of each row of EXPLAIN QUERY PLAN for `sql`.
+/// The plan of `sql` with `params` bound to ?1, ?2, ...
 std::vector<std::string> plan_of(sqlite3* db, const std::string& sql,
                                  const std::vector<Param>& params) {
-  const std::string explain = "EXPLAIN QUERY PLAN " + sql;
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, explain.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
-    throw std::runtime_error(std::string("prepare failed: ") + sqlite3_errmsg(db) + " in " +
-                             explain);
-  }
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    const int index = static_cast<int>(i) + 1;
-    const Param& param = params[i];
-    switch (param.kind) {
-      case Param::null:
-        sqlite3_bind_null(stmt, index);
-        break;
-      case Param::real:
-        sqlite3_bind_double(stmt, index, param.real_value);
-        break;
-      case Param::integer:
-        sqlite3_bind_int64(stmt, index, param.integer_value);
-        break;
-      case Param::text:
-        sqlite3_bind_text(stmt, index, param.text_value.c_str(), -1, SQLITE_TRANSIENT);
-        break;
+  return jobsched_test::plan_of(db, sql, [&](sqlite3_stmt* stmt) {
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const int index = static_cast<int>(i) + 1;
+      const Param& param = params[i];
+      switch (param.kind) {
+        case Param::null:
+          sqlite3_bind_null(stmt, index);
+          break;
+        case Param::real:
+          sqlite3_bind_double(stmt, index, param.real_value);
+          break;
+        case Param::integer:
+          sqlite3_bind_int64(stmt, index, param.integer_value);
+          break;
+        case Param::text:
+          sqlite3_bind_text(stmt, index, param.text_value.c_str(), -1, SQLITE_TRANSIENT);
+          break;
+      }
     }
-  }
-  std::vector<std::string> details;
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    const unsigned char* detail = sqlite3_column_text(stmt, 3);
-    details.emplace_back(detail != nullptr ? reinterpret_cast<const char*>(detail) : "");
-  }
-  sqlite3_finalize(stmt);
-  return details;
-}
-
-std::string joined(const std::vector<std::string>& plan) {
-  std::string text;
-  for (const std::string& line : plan)
-    text += "  " + line + "\n";
-  return text;
-}
-
-bool mentions(const std::vector<std::string>& plan, const std::string& needle) {
-  for (const std::string& line : plan) {
-    if (line.find(needle) != std::string::npos)
-      return true;
-  }
-  return false;
-}
-
-/// A row that reads the job table itself rather than through an index: "SCAN job" (SQLite
-/// 3.36 and later) or "SCAN TABLE job" (older), with no index named.
-bool scans_job_without_index(const std::vector<std::string>& plan) {
-  for (const std::string& line : plan) {
-    const bool scan = line.rfind("SCAN job", 0) == 0 || line.rfind("SCAN TABLE job", 0) == 0;
-    if (scan && line.find("INDEX") == std::string::npos)
-      return true;
-  }
-  return false;
+  });
 }
 
 struct Expected {

@@ -21,15 +21,18 @@
 #include <jobsched/jobsched.hpp>
 
 #include "catch.hpp"
+#include "support/checks.hpp"
 #include "support/temp_file.hpp"
 
 namespace {
 
+using jobsched_test::contains;
 using jobsched_test::exec_raw;
 using jobsched_test::open_raw;
 using jobsched_test::query_int;
 using jobsched_test::read_bytes;
 using jobsched_test::TempFile;
+using jobsched_test::thrown;
 
 constexpr double kNow = 1'700'000'000.0;  // the pinned "now" of every check below
 
@@ -110,22 +113,6 @@ std::string version_row(sqlite3* db) {
   return query_text(db,
                     "SELECT typeof(value) || ':' || value FROM job_schema"
                     " WHERE key = 'version'");
-}
-
-/// What `fn` threw as an E, with its message; empty when it threw nothing. Any other
-/// exception escapes, so Catch reports it as a failure.
-template <class E, class F>
-std::optional<std::string> thrown(F&& fn) {
-  try {
-    fn();
-  } catch (const E& error) {
-    return std::string(error.what());
-  }
-  return std::nullopt;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
 }
 
 // ---- Fixtures ------------------------------------------------------------------------------

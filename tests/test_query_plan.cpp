@@ -13,7 +13,12 @@
 #include <jobsched/jobsched.hpp>
 
 #include "catch.hpp"
+#include "support/query_plan.hpp"
 #include "support/temp_file.hpp"
+
+using jobsched_test::joined;
+using jobsched_test::mentions;
+using jobsched_test::scans_job_without_index;
 
 namespace {
 
@@ -23,48 +28,10 @@ using jobsched_test::TempFile;
 
 constexpr double kNow = 1'700'000'000.0;
 
-/// The `detail` column of each row of EXPLAIN QUERY PLAN for `sql`.
+/// The plan of one of the library's statements, with ?1 ("now") bound.
 std::vector<std::string> plan_of(sqlite3* db, const std::string& sql) {
-  const std::string explain = "EXPLAIN QUERY PLAN " + sql;
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, explain.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
-    throw std::runtime_error(std::string("prepare failed: ") + sqlite3_errmsg(db) + " in " +
-                             explain);
-  }
-  sqlite3_bind_double(stmt, 1, kNow);  // ?1 is "now" wherever a statement has it
-  std::vector<std::string> details;
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    const unsigned char* detail = sqlite3_column_text(stmt, 3);
-    details.emplace_back(detail != nullptr ? reinterpret_cast<const char*>(detail) : "");
-  }
-  sqlite3_finalize(stmt);
-  return details;
-}
-
-std::string joined(const std::vector<std::string>& plan) {
-  std::string text;
-  for (const std::string& line : plan)
-    text += "  " + line + "\n";
-  return text;
-}
-
-bool mentions(const std::vector<std::string>& plan, const std::string& needle) {
-  for (const std::string& line : plan) {
-    if (line.find(needle) != std::string::npos)
-      return true;
-  }
-  return false;
-}
-
-/// A row that scans the job table itself rather than an index: "SCAN job" (SQLite >= 3.36)
-/// or "SCAN TABLE job" (older), with no "USING ... INDEX".
-bool scans_job_without_index(const std::vector<std::string>& plan) {
-  for (const std::string& line : plan) {
-    const bool scan = line.rfind("SCAN job", 0) == 0 || line.rfind("SCAN TABLE job", 0) == 0;
-    if (scan && line.find("INDEX") == std::string::npos)
-      return true;
-  }
-  return false;
+  return jobsched_test::plan_of(db, sql,
+                                [](sqlite3_stmt* stmt) { sqlite3_bind_double(stmt, 1, kNow); });
 }
 
 /// The next-job statements: from the pending partial index, in order, no sort.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "support/checks.hpp"
 #include "support/temp_file.hpp"
 
 using jobsched::Claim;
@@ -25,9 +26,12 @@ using jobsched::RetryPolicy;
 using jobsched::Scheduler;
 using jobsched::Seconds;
 using jobsched_test::at;
+using jobsched_test::contains;
 using jobsched_test::PinnedClock;
 using jobsched_test::query_int;
+using jobsched_test::stored;
 using jobsched_test::TempFile;
+using jobsched_test::thrown;
 
 namespace {
 
@@ -67,26 +71,6 @@ JobOptions starting(double starts, std::optional<double> expires = std::nullopt)
   if (expires)
     options.expires_at = at(*expires);
   return options;
-}
-
-template <class E, class F>
-std::optional<std::string> thrown(F&& fn) {
-  try {
-    fn();
-  } catch (const E& error) {
-    return std::string(error.what());
-  }
-  return std::nullopt;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-Job stored(Scheduler& scheduler, std::int64_t id) {
-  const std::optional<Job> job = scheduler.get_job(id);
-  REQUIRE(job.has_value());
-  return *job;
 }
 
 /// Claims job `id` at `when` (it must be the one claimed), and returns the claim.

@@ -89,9 +89,9 @@ inline bool has_table(sqlite3* db, const char* name) {
   return run.step();
 }
 
-/// The file's schema version: -1 without a `job` table, 0 with a `job` table but no
-/// `job_schema`, else the version row. Throws SchemaError when the version row is missing
-/// or is not an integer, and when the file is not an SQLite database.
+// The file's schema version: -1 without a `job` table, 0 with a `job` table but no
+// `job_schema`, else the version row. Throws SchemaError when the version row is missing
+// or is not an integer, and when the file is not an SQLite database.
 inline int read_schema_version(sqlite3* db) {
   if (!has_table(db, "job_schema"))
     return has_table(db, "job") ? 0 : -1;
@@ -116,10 +116,10 @@ inline int read_schema_version(sqlite3* db) {
   return static_cast<int>(version);
 }
 
-/// Brings the schema to the current version in one write transaction (joined through a
-/// SAVEPOINT if the caller has one open). Reads the version again once the write lock is
-/// held, so that of several connections opening an old file at once exactly one migrates.
-/// Returns the version it migrated from, or nothing when the file was already current.
+// Brings the schema to the current version in one write transaction (joined through a
+// SAVEPOINT if the caller has one open). Reads the version again once the write lock is
+// held, so that of several connections opening an old file at once exactly one migrates.
+// Returns the version it migrated from, or nothing when the file was already current.
 inline std::optional<int> migrate(sqlite3* db) {
   WriteTransaction transaction(db);
   const int from = read_schema_version(db);

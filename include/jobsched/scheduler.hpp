@@ -16,8 +16,10 @@
 
 #include "claim.hpp"
 #include "detail/connection_setup.hpp"
+#include "detail/job_row.hpp"
 #include "detail/sql.hpp"
 #include "detail/sqlite.hpp"
+#include "detail/statements.hpp"
 #include "detail/transaction.hpp"
 #include "detail/validate.hpp"
 #include "detail/wake.hpp"
@@ -85,13 +87,13 @@ class Scheduler {
     detail::check_job_settings(options);
     {
       detail::Run run(statements_.insert_job);
-      bind_payload(run, 1, data);
+      detail::bind_payload(run, 1, data);
       run.bind(2, times.created_at).bind(3, times.starts_at);
-      bind_optional(run, 4, times.expires_at);
+      detail::bind_optional(run, 4, times.expires_at);
       run.bind(5, std::int64_t{options.priority}).bind_text(6, options.queue);
-      bind_optional(run, 7, options.max_attempts);
-      bind_optional(run, 8, options.initial_backoff);
-      bind_optional(run, 9, options.max_backoff);
+      detail::bind_optional(run, 7, options.max_attempts);
+      detail::bind_optional(run, 8, options.initial_backoff);
+      detail::bind_optional(run, 9, options.max_backoff);
       run.execute();
     }
     Job job;
@@ -135,7 +137,7 @@ class Scheduler {
     run.bind(1, id);
     if (!run.step())
       return std::nullopt;
-    return read_job(run);
+    return detail::read_job(run);
   }
 
   /// The pending, unlocked job with the earliest start (then the lowest id), due or not.
@@ -145,7 +147,7 @@ class Scheduler {
     run.bind(1, checked_now(now));
     if (!run.step())
       return std::nullopt;
-    return read_job(run);
+    return detail::read_job(run);
   }
 
   /// The next job's id and the time until it can be claimed: its start, or for a claimed
@@ -246,7 +248,7 @@ class Scheduler {
     run.bind(1, checked_now(now));
     if (!run.step())
       return std::nullopt;
-    Job job = read_job(run);
+    Job job = detail::read_job(run);
     run.execute();  // finish the statement so its write commits now
     return job;
   }
@@ -344,7 +346,7 @@ class Scheduler {
     {
       detail::Run run(statements_.select_failed_jobs);
       while (run.step())
-        jobs.push_back(read_job(run));
+        jobs.push_back(detail::read_job(run));
     }
     transaction.commit();
     return jobs;
@@ -396,46 +398,6 @@ class Scheduler {
   sqlite3* handle() const noexcept { return connection_.get(); }
 
  private:
-  // Prepared once, reused by every call; declared after the connection so they die first.
-  struct Statements {
-    explicit Statements(sqlite3* db)
-        : insert_job(db, detail::sql::insert_job),
-          select_job(db, detail::sql::select_job),
-          select_next_job(db, detail::sql::select_next_job),
-          select_next_start(db, detail::sql::select_next_start),
-          count_pending_jobs(db, detail::sql::count_pending_jobs),
-          complete_job(db, detail::sql::complete_job),
-          delete_job(db, detail::sql::delete_job),
-          delete_completed_jobs(db, detail::sql::delete_completed_jobs),
-          delete_expired_jobs(db, detail::sql::delete_expired_jobs),
-          lock_job(db, detail::sql::lock_job),
-          unlock_job(db, detail::sql::unlock_job),
-          lock_next_job(db, detail::sql::lock_next_job),
-          next_queue(db, detail::sql::next_queue),
-          next_priority(db, detail::sql::next_priority),
-          first_due_in_level(db, detail::sql::first_due_in_level),
-          first_free_in_level(db, detail::sql::first_free_in_level),
-          first_lease_end(db, detail::sql::first_lease_end),
-          claim_job(db, detail::sql::claim_job),
-          fail_abandoned_jobs(db, detail::sql::fail_abandoned_jobs),
-          complete_claim(db, detail::sql::complete_claim),
-          extend_claim(db, detail::sql::extend_claim),
-          release_claim(db, detail::sql::release_claim),
-          select_claimed(db, detail::sql::select_claimed),
-          retry_later(db, detail::sql::retry_later),
-          fail_for_good(db, detail::sql::fail_for_good),
-          select_failed_jobs(db, detail::sql::select_failed_jobs),
-          retry_job(db, detail::sql::retry_job),
-          delete_failed_jobs(db, detail::sql::delete_failed_jobs),
-          data_version(db, detail::sql::data_version) {}
-    detail::Statement insert_job, select_job, select_next_job, select_next_start,
-        count_pending_jobs, complete_job, delete_job, delete_completed_jobs, delete_expired_jobs,
-        lock_job, unlock_job, lock_next_job, next_queue, next_priority, first_due_in_level,
-        first_free_in_level, first_lease_end, claim_job, fail_abandoned_jobs, complete_claim,
-        extend_claim, release_claim, select_claimed, retry_later, fail_for_good, select_failed_jobs,
-        retry_job, delete_failed_jobs, data_version;
-  };
-
   // A job in claim order: higher priority, then earlier start, then lower id.
   struct Candidate {
     std::int64_t id;
@@ -466,8 +428,8 @@ class Scheduler {
       detail::Run run(statements_.claim_job);
       run.bind(1, at).bind(2, at + until_offset).bind(3, best->id);
       if (run.step()) {
-        claimed = ClaimedJob{read_job(run), Claim{}};
-        claimed->claim = Claim{claimed->job.id, run.column_int64(job_columns),
+        claimed = ClaimedJob{detail::read_job(run), Claim{}};
+        claimed->claim = Claim{claimed->job.id, run.column_int64(detail::job_columns),
                                from_unix_seconds(at + until_offset)};
         run.execute();
       }
@@ -598,92 +560,6 @@ class Scheduler {
     return detail::checked_time(name, time ? *time : now());
   }
 
-  static void bind_optional(detail::Run& run, int index, std::optional<double> value) {
-    if (value) {
-      run.bind(index, *value);
-    } else {
-      run.bind_null(index);
-    }
-  }
-  static void bind_optional(detail::Run& run, int index, std::optional<Seconds> value) {
-    bind_optional(run, index, value ? std::optional<double>(value->count()) : std::nullopt);
-  }
-  static void bind_optional(detail::Run& run, int index, std::optional<int> value) {
-    if (value) {
-      run.bind(index, std::int64_t{*value});
-    } else {
-      run.bind_null(index);
-    }
-  }
-
-  static void bind_payload(detail::Run& run, int index, const Payload& data) {
-    switch (data.storage_class()) {
-      case StorageClass::null:
-        run.bind_null(index);
-        break;
-      case StorageClass::integer:
-        run.bind(index, *data.as_integer());
-        break;
-      case StorageClass::real:
-        run.bind(index, *data.as_real());
-        break;
-      case StorageClass::text:
-        run.bind_text(index, data.bytes());
-        break;
-      case StorageClass::blob:
-        run.bind_blob(index, data.bytes());
-        break;
-    }
-  }
-
-  static std::optional<TimePoint> read_optional_time(const detail::Run& run, int column) {
-    if (run.column_type(column) == SQLITE_NULL)
-      return std::nullopt;
-    return from_unix_seconds(run.column_double(column));
-  }
-
-  static Payload read_payload(const detail::Run& run, int column) {
-    switch (run.column_type(column)) {
-      case SQLITE_INTEGER:
-        return Payload::integer(run.column_int64(column));
-      case SQLITE_FLOAT:
-        return Payload::real(run.column_double(column));
-      case SQLITE_TEXT:
-        return Payload::text(run.column_text(column));
-      case SQLITE_BLOB:
-        return Payload(run.column_blob(column));
-      default:
-        return Payload();
-    }
-  }
-
-  // Columns in the order of JOBSCHED_JOB_COLUMNS in detail/sql.hpp.
-  static constexpr int job_columns = 16;
-  static Job read_job(const detail::Run& run) {
-    Job job;
-    job.id = run.column_int64(0);
-    job.data = read_payload(run, 1);
-    job.created_at = from_unix_seconds(run.column_double(2));
-    job.starts_at = from_unix_seconds(run.column_double(3));
-    job.expires_at = read_optional_time(run, 4);
-    job.completed_at = read_optional_time(run, 5);
-    job.locked_at = read_optional_time(run, 6);
-    job.lease_until = read_optional_time(run, 7);
-    job.attempts = static_cast<int>(run.column_int64(8));
-    if (run.column_type(9) != SQLITE_NULL)
-      job.max_attempts = static_cast<int>(run.column_int64(9));
-    if (run.column_type(10) != SQLITE_NULL)
-      job.initial_backoff = Seconds{run.column_double(10)};
-    if (run.column_type(11) != SQLITE_NULL)
-      job.max_backoff = Seconds{run.column_double(11)};
-    if (run.column_type(12) != SQLITE_NULL)
-      job.last_error = std::string(run.column_text(12));
-    job.failed_at = read_optional_time(run, 13);
-    job.priority = static_cast<int>(run.column_int64(14));
-    job.queue = std::string(run.column_text(15));
-    return job;
-  }
-
   sqlite3* db() const noexcept { return connection_.get(); }
 
   // The connection's busy handler points here: it must outlive the connection.
@@ -693,7 +569,7 @@ class Scheduler {
   std::optional<int> migrated_from_;
   std::string file_;
   std::mt19937_64 random_{std::random_device{}()};
-  Statements statements_;
+  detail::Statements statements_;
 };
 
 }  // namespace jobsched

@@ -47,8 +47,8 @@ struct WorkerOptions {
 
 namespace detail {
 
-/// Everything a worker's threads touch, owned jointly by the Worker and its threads, so that
-/// a handler still stuck after stop() can return safely once the Worker is gone.
+// Everything a worker's threads touch, owned jointly by the Worker and its threads, so that
+// a handler still stuck after stop() can return safely once the Worker is gone.
 struct WorkerState {
   using Handler = std::function<void(const Job&)>;
 
@@ -61,7 +61,7 @@ struct WorkerState {
 
   WorkerState(Handler h, WorkerOptions o) : handler(std::move(h)), options(std::move(o)) {}
 
-  /// Sleeps for `duration` unless stop is requested first.
+  // Sleeps for `duration` unless stop is requested first.
   void pause(std::chrono::steady_clock::duration duration) {
     std::unique_lock<std::mutex> lock(mutex);
     changed.wait_for(lock, duration, [&] { return stopping.load(std::memory_order_acquire); });
@@ -94,13 +94,13 @@ struct WorkerState {
   bool heartbeat_stop = false;  // guarded by mutex
 };
 
-/// The worker whose handler thread this is; null on other threads.
+// The worker whose handler thread this is; null on other threads.
 inline const WorkerState*& current_worker() noexcept {
   thread_local const WorkerState* current = nullptr;
   return current;
 }
 
-/// A duration on the steady clock, capped at a day (waits are re-checked long before).
+// A duration on the steady clock, capped at a day (waits are re-checked long before).
 inline std::chrono::steady_clock::duration steady_duration(Seconds duration) {
   constexpr double day = 86400.0;
   if (!(duration.count() < day)) {
@@ -112,7 +112,7 @@ inline std::chrono::steady_clock::duration steady_duration(Seconds duration) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(duration);
 }
 
-/// Pauses after a failed database call: 5 ms, doubling up to half a second.
+// Pauses after a failed database call: 5 ms, doubling up to half a second.
 class RetryPause {
  public:
   std::chrono::milliseconds next() {
@@ -149,8 +149,8 @@ inline void check_worker_options(const WorkerOptions& options, bool has_handler)
   }
 }
 
-/// Completes or fails a claim after its handler returned. A busy or failing database is
-/// retried until the lease runs out or stop is requested; then the claim is left to its lease.
+// Completes or fails a claim after its handler returned. A busy or failing database is
+// retried until the lease runs out or stop is requested; then the claim is left to its lease.
 inline void settle(WorkerState& state, Scheduler& scheduler, const Claim& claim,
                    const std::optional<std::string>& error) {
   RetryPause pause;
@@ -173,7 +173,7 @@ inline void settle(WorkerState& state, Scheduler& scheduler, const Claim& claim,
   }
 }
 
-/// Runs the handler on a claimed job, then completes or fails it.
+// Runs the handler on a claimed job, then completes or fails it.
 inline void run_claimed(WorkerState& state, std::size_t index, Scheduler& scheduler,
                         const ClaimedJob& claimed) {
   bool start = false;
@@ -220,8 +220,8 @@ inline void run_claimed(WorkerState& state, std::size_t index, Scheduler& schedu
   settle(state, scheduler, claim, error);
 }
 
-/// Waits, without writing, until there may be work: the next job's start, a job added by
-/// this process, a commit by another connection (seen at a poll tick), or stop.
+// Waits, without writing, until there may be work: the next job's start, a job added by
+// this process, a commit by another connection (seen at a poll tick), or stop.
 inline void wait_for_work(WorkerState& state, Scheduler& scheduler, std::uint64_t seen,
                           std::int64_t version, std::optional<JobDelay> next,
                           int& empty_due_claims) {

@@ -17,15 +17,15 @@
 
 namespace jobsched::detail {
 
-/// Waits for another connection's lock, up to the busy timeout. SQLite's own busy handler
-/// sleeps 1 ms at first and up to 100 ms later between tries; with workers contending for
-/// the write lock that wastes most of the time. This one starts at 20 us and doubles up to
-/// about 1 ms. One per connection, used by one thread at a time, like the connection.
+// Waits for another connection's lock, up to the busy timeout. SQLite's own busy handler
+// sleeps 1 ms at first and up to 100 ms later between tries; with workers contending for
+// the write lock that wastes most of the time. This one starts at 20 us and doubles up to
+// about 1 ms. One per connection, used by one thread at a time, like the connection.
 class BusyWait {
  public:
   explicit BusyWait(std::chrono::milliseconds timeout) noexcept : timeout_(timeout) {}
 
-  /// The handler for sqlite3_busy_handler; `tries` is 0 on the first call for one lock.
+  // The handler for sqlite3_busy_handler; `tries` is 0 on the first call for one lock.
   static int handler(void* self, int tries) noexcept {
     return static_cast<BusyWait*>(self)->wait(tries);
   }
@@ -49,9 +49,9 @@ class BusyWait {
   std::chrono::steady_clock::time_point first_try_{};
 };
 
-/// Switches a file to WAL. SQLite answers SQLITE_BUSY at once, without its busy handler,
-/// while another connection uses a rollback-journal file, so this waits here instead,
-/// up to the busy timeout.
+// Switches a file to WAL. SQLite answers SQLITE_BUSY at once, without its busy handler,
+// while another connection uses a rollback-journal file, so this waits here instead,
+// up to the busy timeout.
 inline void enable_wal(sqlite3* db, std::chrono::milliseconds timeout) {
   constexpr const char* sql = "PRAGMA journal_mode = WAL";
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -69,7 +69,7 @@ inline void enable_wal(sqlite3* db, std::chrono::milliseconds timeout) {
   }
 }
 
-/// Refuses options no connection can use, before anything is opened.
+// Refuses options no connection can use, before anything is opened.
 inline void check_options(const Options& options) {
   const auto timeout = options.busy_timeout.count();
   if (timeout < 0) {
@@ -78,10 +78,10 @@ inline void check_options(const Options& options) {
   check_retry_policy(options.retry);
 }
 
-/// Sets a new connection up and brings its schema to the current version; returns the
-/// version it migrated from, if it migrated. The version is read first, so a file this build
-/// cannot use is refused before anything is written; the journal mode changes only after
-/// the migration committed, so a failed migration leaves the file exactly as it was.
+// Sets a new connection up and brings its schema to the current version; returns the
+// version it migrated from, if it migrated. The version is read first, so a file this build
+// cannot use is refused before anything is written; the journal mode changes only after
+// the migration committed, so a failed migration leaves the file exactly as it was.
 inline std::optional<int> set_up_connection(sqlite3* db, const Options& options,
                                             BusyWait& busy_wait) {
   sqlite3_extended_result_codes(db, 1);

@@ -6,7 +6,7 @@
 
 namespace jobsched::detail::sql {
 
-/// The parameter every statement that needs it binds to the default limit on attempts.
+// The parameter every statement that needs it binds to the default limit on attempts.
 inline constexpr int default_max_attempts = 20;
 
 #define JOBSCHED_JOB_COLUMNS                                                                \

@@ -12,7 +12,7 @@
 
 namespace jobsched::detail {
 
-/// Throws the Error subtype that matches an SQLite result code.
+// Throws the Error subtype that matches an SQLite result code.
 [[noreturn]] inline void throw_code(int extended_code, std::string message, std::string sql = {}) {
   const int code = extended_code & 0xff;
   message +=
@@ -36,15 +36,15 @@ namespace jobsched::detail {
   }
 }
 
-/// Throws the Error subtype for `rc`, with the connection's message.
+// Throws the Error subtype for `rc`, with the connection's message.
 [[noreturn]] inline void throw_error(sqlite3* db, int rc, std::string_view sql = {}) {
   std::string message = "jobsched: ";
   message += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   throw_code(rc, std::move(message), std::string(sql));
 }
 
-/// Closes a connection the scheduler owns. A borrowed one stays open, with SQLite's own
-/// busy handler put back (waiting the same time) in place of the scheduler's.
+// Closes a connection the scheduler owns. A borrowed one stays open, with SQLite's own
+// busy handler put back (waiting the same time) in place of the scheduler's.
 struct ConnectionCloser {
   bool owned = true;
   int borrowed_busy_timeout_ms = 0;
@@ -62,7 +62,7 @@ struct StatementFinalizer {
   void operator()(sqlite3_stmt* stmt) const noexcept { sqlite3_finalize(stmt); }
 };
 
-/// A prepared statement, prepared once and reset after every use.
+// A prepared statement, prepared once and reset after every use.
 class Statement {
  public:
   Statement() = default;
@@ -81,8 +81,8 @@ class Statement {
   std::unique_ptr<sqlite3_stmt, StatementFinalizer> stmt_;
 };
 
-/// One execution of a prepared statement: binds, steps, reads columns, and resets the
-/// statement when it goes out of scope so its read transaction never lingers.
+// One execution of a prepared statement: binds, steps, reads columns, and resets the
+// statement when it goes out of scope so its read transaction never lingers.
 class Run {
  public:
   explicit Run(const Statement& statement) noexcept : stmt_(statement.get()) {}
@@ -106,7 +106,7 @@ class Run {
     return check(sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_STATIC));
   }
 
-  /// Steps once: true when a row is ready, false when the statement is done.
+  // Steps once: true when a row is ready, false when the statement is done.
   bool step() {
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW)
@@ -116,7 +116,7 @@ class Run {
     throw_error(sqlite3_db_handle(stmt_), rc, sqlite3_sql(stmt_));
   }
 
-  /// Steps a statement that returns no rows; returns how many rows it changed.
+  // Steps a statement that returns no rows; returns how many rows it changed.
   std::int64_t execute() {
     while (step()) {
     }
@@ -149,14 +149,14 @@ class Run {
   sqlite3_stmt* stmt_;
 };
 
-/// Runs one or more SQL statements that return no rows.
+// Runs one or more SQL statements that return no rows.
 inline void exec(sqlite3* db, const char* sql) {
   const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK)
     throw_error(db, rc, sql);
 }
 
-/// True when the connection is on an in-memory or temporary database rather than a file.
+// True when the connection is on an in-memory or temporary database rather than a file.
 inline bool is_memory_database(sqlite3* db) noexcept {
   const char* file = sqlite3_db_filename(db, "main");
   return file == nullptr || *file == '\0';

@@ -7,10 +7,10 @@
 
 namespace jobsched::detail {
 
-/// A write transaction that takes the write lock up front (`BEGIN IMMEDIATE`), so it never
-/// fails half-way with SQLITE_BUSY_SNAPSHOT. When the caller already has a transaction open
-/// on the connection, it joins it through a SAVEPOINT instead, and commits with it.
-/// Rolls back in its destructor unless committed.
+// A write transaction that takes the write lock up front (`BEGIN IMMEDIATE`), so it never
+// fails half-way with SQLITE_BUSY_SNAPSHOT. When the caller already has a transaction open
+// on the connection, it joins it through a SAVEPOINT instead, and commits with it.
+// Rolls back in its destructor unless committed.
 class WriteTransaction {
  public:
   explicit WriteTransaction(sqlite3* db) : db_(db), nested_(sqlite3_get_autocommit(db) == 0) {

@@ -17,7 +17,7 @@
 
 namespace jobsched::detail {
 
-/// Seconds as a short decimal: "1700000000.25", "0", "nan", "-inf".
+// Seconds as a short decimal: "1700000000.25", "0", "nan", "-inf".
 inline std::string format_seconds(double seconds) {
   if (std::isnan(seconds))
     return "nan";
@@ -32,7 +32,7 @@ inline std::string format_seconds(double seconds) {
   return text;
 }
 
-/// A duration in whole milliseconds for SQLite's int parameters, clamped to [0, INT_MAX].
+// A duration in whole milliseconds for SQLite's int parameters, clamped to [0, INT_MAX].
 inline int clamped_milliseconds(std::chrono::milliseconds duration) noexcept {
   const auto count = duration.count();
   return static_cast<int>(std::clamp<decltype(count)>(count, 0, std::numeric_limits<int>::max()));
@@ -42,7 +42,7 @@ inline int clamped_milliseconds(std::chrono::milliseconds duration) noexcept {
   throw InvalidArgumentError("jobsched: " + message);
 }
 
-/// Refuses NaN and infinite times; returns the time in stored seconds.
+// Refuses NaN and infinite times; returns the time in stored seconds.
 inline double checked_time(const char* name, TimePoint time) {
   const double seconds = to_unix_seconds(time);
   if (!std::isfinite(seconds)) {
@@ -51,7 +51,7 @@ inline double checked_time(const char* name, TimePoint time) {
   return seconds;
 }
 
-/// Refuses NaN, infinite and negative durations; returns the duration in seconds.
+// Refuses NaN, infinite and negative durations; returns the duration in seconds.
 inline double checked_duration(const char* name, Seconds duration) {
   const double seconds = duration.count();
   if (!std::isfinite(seconds) || seconds < 0) {
@@ -61,7 +61,7 @@ inline double checked_duration(const char* name, Seconds duration) {
   return seconds;
 }
 
-/// The stored times of a new job, checked: finite, and created <= starts <= expires.
+// The stored times of a new job, checked: finite, and created <= starts <= expires.
 struct CheckedTimes {
   double created_at;
   double starts_at;
@@ -85,7 +85,7 @@ inline CheckedTimes check_job_times(TimePoint created, TimePoint starts,
   return times;
 }
 
-/// Refuses a lease that is not a finite, positive duration; returns it in seconds.
+// Refuses a lease that is not a finite, positive duration; returns it in seconds.
 inline double checked_lease(Seconds lease) {
   const double seconds = lease.count();
   if (!std::isfinite(seconds) || seconds <= 0) {
@@ -101,8 +101,8 @@ inline void check_max_attempts(const char* name, int max_attempts) {
   }
 }
 
-/// Refuses retry settings that cannot work: no attempt at all, a negative or infinite
-/// backoff, a shrinking multiplier, jitter outside [0, 1].
+// Refuses retry settings that cannot work: no attempt at all, a negative or infinite
+// backoff, a shrinking multiplier, jitter outside [0, 1].
 inline void check_retry_policy(const RetryPolicy& policy) {
   check_max_attempts("RetryPolicy::max_attempts", policy.max_attempts);
   checked_duration("RetryPolicy::initial_backoff", policy.initial_backoff);
@@ -117,7 +117,7 @@ inline void check_retry_policy(const RetryPolicy& policy) {
   }
 }
 
-/// Refuses a new job's retry overrides that cannot work.
+// Refuses a new job's retry overrides that cannot work.
 inline void check_job_settings(const JobOptions& options) {
   if (options.max_attempts)
     check_max_attempts("max_attempts", *options.max_attempts);
@@ -127,7 +127,7 @@ inline void check_job_settings(const JobOptions& options) {
     checked_duration("max_backoff", *options.max_backoff);
 }
 
-/// Refuses a REAL NaN payload: SQLite would store it as NULL, losing it.
+// Refuses a REAL NaN payload: SQLite would store it as NULL, losing it.
 inline void check_payload(const Payload& data) {
   const std::optional<double> real = data.as_real();
   if (real && std::isnan(*real)) {

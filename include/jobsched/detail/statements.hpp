@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <sqlite3.h>
+
+#include "sql.hpp"
+#include "sqlite.hpp"
+
+namespace jobsched::detail {
+
+// Every statement a Scheduler runs, prepared once when it opens and reused by every call.
+// A Scheduler declares it after its connection, so the statements are finalized first.
+struct Statements {
+  explicit Statements(sqlite3* db)
+      : insert_job(db, sql::insert_job),
+        select_job(db, sql::select_job),
+        select_next_job(db, sql::select_next_job),
+        select_next_start(db, sql::select_next_start),
+        count_pending_jobs(db, sql::count_pending_jobs),
+        complete_job(db, sql::complete_job),
+        delete_job(db, sql::delete_job),
+        delete_completed_jobs(db, sql::delete_completed_jobs),
+        delete_expired_jobs(db, sql::delete_expired_jobs),
+        lock_job(db, sql::lock_job),
+        unlock_job(db, sql::unlock_job),
+        lock_next_job(db, sql::lock_next_job),
+        next_queue(db, sql::next_queue),
+        next_priority(db, sql::next_priority),
+        first_due_in_level(db, sql::first_due_in_level),
+        first_free_in_level(db, sql::first_free_in_level),
+        first_lease_end(db, sql::first_lease_end),
+        claim_job(db, sql::claim_job),
+        fail_abandoned_jobs(db, sql::fail_abandoned_jobs),
+        complete_claim(db, sql::complete_claim),
+        extend_claim(db, sql::extend_claim),
+        release_claim(db, sql::release_claim),
+        select_claimed(db, sql::select_claimed),
+        retry_later(db, sql::retry_later),
+        fail_for_good(db, sql::fail_for_good),
+        select_failed_jobs(db, sql::select_failed_jobs),
+        retry_job(db, sql::retry_job),
+        delete_failed_jobs(db, sql::delete_failed_jobs),
+        data_version(db, sql::data_version) {}
+  Statement insert_job, select_job, select_next_job, select_next_start, count_pending_jobs,
+      complete_job, delete_job, delete_completed_jobs, delete_expired_jobs, lock_job, unlock_job,
+      lock_next_job, next_queue, next_priority, first_due_in_level, first_free_in_level,
+      first_lease_end, claim_job, fail_abandoned_jobs, complete_claim, extend_claim, release_claim,
+      select_claimed, retry_later, fail_for_good, select_failed_jobs, retry_job, delete_failed_jobs,
+      data_version;
+};
+
+}  // namespace jobsched::detail

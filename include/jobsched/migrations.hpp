@@ -126,8 +126,20 @@ inline std::optional<int> migrate(sqlite3* db) {
   if (from == current_schema_version)
     return std::nullopt;
   for (const Migration& migration : migrations) {
-    if (migration.version > from)
+    if (migration.version <= from)
+      continue;
+    try {
       exec(db, migration.script);
+    } catch (const BusyError&) {
+      throw;
+    } catch (const IoError&) {
+      throw;
+    } catch (const Error& error) {
+      // A `job` table (or view) that is not the lineage's: the file is not a job database.
+      throw SchemaError("jobsched: cannot upgrade the schema from version " + std::to_string(from) +
+                            " to " + std::to_string(migration.version) + ": " + error.what(),
+                        error.code(), error.extended_code(), error.sql());
+    }
   }
   const Statement statement(db, sql::update_version, 0);
   Run run(statement);

@@ -483,6 +483,9 @@ class Scheduler {
         run.bind_text(1, from);
         if (!run.step())
           return;
+        // Only TEXT moves the scan forward; a BLOB sorts after every text and would repeat.
+        if (run.column_type(0) != SQLITE_TEXT)
+          detail::throw_code(SQLITE_CORRUPT, "jobsched: a job's queue is not text");
         queue = std::string(run.column_text(0));
       }
       visit(queue);
@@ -502,7 +505,14 @@ class Scheduler {
         run.bind_text(1, queue).bind(2, at_most);
         if (!run.step())
           return;
-        priority = static_cast<int>(run.column_int64(0));
+        const std::int64_t stored = run.column_int64(0);
+        // Each level must be below the last, or the scan would repeat.
+        if (run.column_type(0) != SQLITE_INTEGER || stored > at_most ||
+            stored < std::numeric_limits<int>::min()) {
+          detail::throw_code(SQLITE_CORRUPT, "jobsched: a job's priority is not an int: " +
+                                                 std::string(run.column_text(0)));
+        }
+        priority = static_cast<int>(stored);
       }
       if (visit(priority))
         return;
@@ -550,11 +560,13 @@ class Scheduler {
       : busy_wait_(std::make_unique<detail::BusyWait>(options.busy_timeout)),
         connection_(std::move(connection)),
         options_(std::move(options)),
-        migrated_from_(detail::set_up_connection(connection_.get(), options_, *busy_wait_)),
+        migrated_from_(detail::set_up_connection(connection_.get(), *busy_wait_)),
         file_(detail::is_memory_database(connection_.get())
                   ? std::string()
                   : std::string(sqlite3_db_filename(connection_.get(), "main"))),
-        statements_(connection_.get()) {}
+        statements_(detail::Statements::prepare(connection_.get())) {
+    detail::set_durability(connection_.get(), options_);
+  }
 
   double checked_now(std::optional<TimePoint> time, const char* name = "now") const {
     return detail::checked_time(name, time ? *time : now());

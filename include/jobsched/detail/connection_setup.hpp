@@ -80,26 +80,27 @@ inline void check_options(const Options& options) {
 
 // Sets a new connection up and brings its schema to the current version; returns the
 // version it migrated from, if it migrated. The version is read first, so a file this build
-// cannot use is refused before anything is written; the journal mode changes only after
-// the migration committed, so a failed migration leaves the file exactly as it was.
-inline std::optional<int> set_up_connection(sqlite3* db, const Options& options,
-                                            BusyWait& busy_wait) {
+// cannot use is refused before anything is written.
+inline std::optional<int> set_up_connection(sqlite3* db, BusyWait& busy_wait) {
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_handler(db, &BusyWait::handler, &busy_wait);
+  if (read_schema_version(db) == current_schema_version)
+    return std::nullopt;
+  return migrate(db);
+}
 
-  std::optional<int> migrated_from;
-  if (read_schema_version(db) != current_schema_version)
-    migrated_from = migrate(db);
-
+// Sets the journal mode and durability, the first writes to a file that is not migrated:
+// called once the schema is known to be usable (migrated, statements prepared), so that a
+// file refused or whose migration failed stays exactly as it was.
+inline void set_durability(sqlite3* db, const Options& options) {
   // Neither setting can change inside a transaction: a host that adopts a handle with one
   // open keeps the settings it chose.
-  if (sqlite3_get_autocommit(db) != 0) {
-    if (!is_memory_database(db))
-      enable_wal(db, options.busy_timeout);
-    exec(db, options.synchronous == Synchronous::normal ? "PRAGMA synchronous = NORMAL"
-                                                        : "PRAGMA synchronous = FULL");
-  }
-  return migrated_from;
+  if (sqlite3_get_autocommit(db) == 0)
+    return;
+  if (!is_memory_database(db))
+    enable_wal(db, options.busy_timeout);
+  exec(db, options.synchronous == Synchronous::normal ? "PRAGMA synchronous = NORMAL"
+                                                      : "PRAGMA synchronous = FULL");
 }
 
 }  // namespace jobsched::detail

@@ -3,6 +3,9 @@
 
 #include <sqlite3.h>
 
+#include <string>
+
+#include "../error.hpp"
 #include "sql.hpp"
 #include "sqlite.hpp"
 
@@ -11,6 +14,23 @@ namespace jobsched::detail {
 // Every statement a Scheduler runs, prepared once when it opens and reused by every call.
 // A Scheduler declares it after its connection, so the statements are finalized first.
 struct Statements {
+  // A `job` table that is not ours (other columns, a view) fails to prepare: a schema
+  // problem, reported as such.
+  static Statements prepare(sqlite3* db) {
+    try {
+      return Statements(db);
+    } catch (const BusyError&) {
+      throw;
+    } catch (const IoError&) {
+      throw;
+    } catch (const Error& error) {
+      throw SchemaError(std::string("jobsched: the database's job table is not one this build "
+                                    "can use: ") +
+                            error.what(),
+                        error.code(), error.extended_code(), error.sql());
+    }
+  }
+
   explicit Statements(sqlite3* db)
       : insert_job(db, sql::insert_job),
         select_job(db, sql::select_job),

@@ -408,8 +408,12 @@ class Scheduler {
   std::optional<ClaimedJob> claim(Seconds lease, const std::vector<std::string>* queues,
                                   std::optional<TimePoint> now) {
     const double until_offset = detail::checked_lease(lease);
-    const double at = checked_now(now);
+    if (now)
+      detail::checked_time("now", *now);
+    // Read the clock once the write lock is held, so that waiting for it does not eat into
+    // the lease.
     detail::WriteTransaction transaction(db());
+    const double at = checked_now(now);
     fail_abandoned_jobs(at);
     std::optional<Candidate> best;
     auto consider = [&](const std::string& queue) {

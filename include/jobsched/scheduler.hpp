@@ -283,7 +283,7 @@ class Scheduler {
   bool fail(const Claim& claim, std::string_view error,
             std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    detail::WriteTransaction transaction(db());
+    detail::WriteTransaction transaction(db(), &statements_.transaction);
     std::optional<double> retry_at;
     {
       detail::Run run(statements_.select_claimed);
@@ -340,7 +340,7 @@ class Scheduler {
   /// lease ran out on their last attempt (a write).
   std::vector<Job> failed_jobs(std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    detail::WriteTransaction transaction(db());
+    detail::WriteTransaction transaction(db(), &statements_.transaction);
     fail_abandoned_jobs(at);
     std::vector<Job> jobs;
     {
@@ -356,7 +356,7 @@ class Scheduler {
   /// error kept). A job whose expiry has passed stays expired. True when it was failed.
   bool retry_job(std::int64_t id, std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    detail::WriteTransaction transaction(db());
+    detail::WriteTransaction transaction(db(), &statements_.transaction);
     fail_abandoned_jobs(at);
     detail::Run run(statements_.retry_job);
     run.bind(1, at).bind(2, id);
@@ -368,7 +368,7 @@ class Scheduler {
   /// Deletes every job failed by `now`; returns how many went.
   std::int64_t delete_failed_jobs(std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    detail::WriteTransaction transaction(db());
+    detail::WriteTransaction transaction(db(), &statements_.transaction);
     fail_abandoned_jobs(at);
     detail::Run run(statements_.delete_failed_jobs);
     const std::int64_t deleted = run.execute();
@@ -412,7 +412,7 @@ class Scheduler {
       detail::checked_time("now", *now);
     // Read the clock once the write lock is held, so that waiting for it does not eat into
     // the lease.
-    detail::WriteTransaction transaction(db());
+    detail::WriteTransaction transaction(db(), &statements_.transaction);
     const double at = checked_now(now);
     fail_abandoned_jobs(at);
     std::optional<Candidate> best;

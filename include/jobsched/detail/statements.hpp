@@ -8,6 +8,7 @@
 #include "../error.hpp"
 #include "sql.hpp"
 #include "sqlite.hpp"
+#include "transaction.hpp"
 
 namespace jobsched::detail {
 
@@ -60,13 +61,15 @@ struct Statements {
         select_failed_jobs(db, sql::select_failed_jobs),
         retry_job(db, sql::retry_job),
         delete_failed_jobs(db, sql::delete_failed_jobs),
-        data_version(db, sql::data_version) {}
+        data_version(db, sql::data_version),
+        transaction(db) {}
   Statement insert_job, select_job, select_next_job, select_next_start, count_pending_jobs,
       complete_job, delete_job, delete_completed_jobs, delete_expired_jobs, lock_job, unlock_job,
       lock_next_job, next_queue, next_priority, first_due_in_level, first_free_in_level,
       first_lease_end, claim_job, fail_abandoned_jobs, complete_claim, extend_claim, release_claim,
       select_claimed, retry_later, fail_for_good, select_failed_jobs, retry_job, delete_failed_jobs,
       data_version;
+  TransactionStatements transaction;
 };
 
 }  // namespace jobsched::detail

@@ -7,14 +7,33 @@
 
 namespace jobsched::detail {
 
+// The statements that open and close a write transaction, prepared once: a ROLLBACK that
+// had to be parsed when memory ran out would fail and leave the transaction open for good.
+struct TransactionStatements {
+  explicit TransactionStatements(sqlite3* db)
+      : begin(db, "BEGIN IMMEDIATE"),
+        commit(db, "COMMIT"),
+        rollback(db, "ROLLBACK"),
+        savepoint(db, "SAVEPOINT jobsched"),
+        release(db, "RELEASE jobsched"),
+        rollback_to(db, "ROLLBACK TO jobsched") {}
+  Statement begin, commit, rollback, savepoint, release, rollback_to;
+};
+
 // A write transaction that takes the write lock up front (`BEGIN IMMEDIATE`), so it never
 // fails half-way with SQLITE_BUSY_SNAPSHOT. When the caller already has a transaction open
 // on the connection, it joins it through a SAVEPOINT instead, and commits with it.
-// Rolls back in its destructor unless committed.
+// Rolls back in its destructor unless committed. Without prepared statements (during
+// migration, before they exist) it parses its SQL each time.
 class WriteTransaction {
  public:
-  explicit WriteTransaction(sqlite3* db) : db_(db), nested_(sqlite3_get_autocommit(db) == 0) {
-    exec(db_, nested_ ? "SAVEPOINT jobsched" : "BEGIN IMMEDIATE");
+  explicit WriteTransaction(sqlite3* db, const TransactionStatements* prepared = nullptr)
+      : db_(db), prepared_(prepared), nested_(sqlite3_get_autocommit(db) == 0) {
+    if (prepared_ != nullptr) {
+      Run(nested_ ? prepared_->savepoint : prepared_->begin).execute();
+    } else {
+      exec(db_, nested_ ? "SAVEPOINT jobsched" : "BEGIN IMMEDIATE");
+    }
   }
   WriteTransaction(const WriteTransaction&) = delete;
   WriteTransaction& operator=(const WriteTransaction&) = delete;
@@ -22,22 +41,36 @@ class WriteTransaction {
   ~WriteTransaction() {
     if (done_)
       return;
-    // Errors are ignored: a destructor must not throw, and a failed rollback leaves
-    // nothing more to undo.
+    // Errors are ignored: a destructor must not throw.
     if (nested_) {
-      sqlite3_exec(db_, "ROLLBACK TO jobsched; RELEASE jobsched", nullptr, nullptr, nullptr);
+      undo(prepared_ != nullptr ? prepared_->rollback_to.get() : nullptr, "ROLLBACK TO jobsched");
+      undo(prepared_ != nullptr ? prepared_->release.get() : nullptr, "RELEASE jobsched");
     } else if (sqlite3_get_autocommit(db_) == 0) {
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      undo(prepared_ != nullptr ? prepared_->rollback.get() : nullptr, "ROLLBACK");
     }
   }
 
   void commit() {
-    exec(db_, nested_ ? "RELEASE jobsched" : "COMMIT");
+    if (prepared_ != nullptr) {
+      Run(nested_ ? prepared_->release : prepared_->commit).execute();
+    } else {
+      exec(db_, nested_ ? "RELEASE jobsched" : "COMMIT");
+    }
     done_ = true;
   }
 
  private:
+  void undo(sqlite3_stmt* statement, const char* sql) noexcept {
+    if (statement != nullptr) {
+      sqlite3_step(statement);
+      sqlite3_reset(statement);
+    } else {
+      sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+    }
+  }
+
   sqlite3* db_;
+  const TransactionStatements* prepared_;
   bool nested_;
   bool done_ = false;
 };

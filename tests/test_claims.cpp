@@ -24,6 +24,7 @@
 
 #include "catch.hpp"
 #include "support/checks.hpp"
+#include "support/scheduler_fixture.hpp"
 #include "support/temp_file.hpp"
 
 using jobsched::Claim;
@@ -39,13 +40,14 @@ using jobsched_test::exec_raw;
 using jobsched_test::open_raw;
 using jobsched_test::PinnedClock;
 using jobsched_test::query_int;
+using jobsched_test::starting;
 using jobsched_test::stored;
 using jobsched_test::TempFile;
 using jobsched_test::thrown;
 
 namespace {
 
-constexpr double kT = 1'700'000'000.0;  // PinnedClock's default "now"
+constexpr double kT = jobsched_test::pinned_now;
 
 RetryPolicy no_jitter(int max_attempts = 10) {
   RetryPolicy policy;
@@ -58,32 +60,10 @@ RetryPolicy no_jitter(int max_attempts = 10) {
 }
 
 // A scheduler with a pinned clock at kT, on a real file or in memory.
-struct Fixture {
-  explicit Fixture(const std::string& where, RetryPolicy retry = no_jitter())
-      : file("claims"),
-        scheduler(Scheduler::open(where == "file" ? file.path() : ":memory:", options(retry))) {}
-  jobsched::Options options(const RetryPolicy& retry) const {
-    jobsched::Options result = clock.options();
-    result.retry = retry;
-    return result;
-  }
-  /// How many rows this connection changed since it opened: unchanged means nothing written.
-  std::int64_t changes() { return sqlite3_total_changes64(scheduler.handle()); }
-
-  TempFile file;
-  PinnedClock clock;
-  Scheduler scheduler;
+struct Fixture : jobsched_test::SchedulerFixture {
+  explicit Fixture(const std::string& where, const RetryPolicy& retry = no_jitter())
+      : SchedulerFixture("claims", where, retry) {}
 };
-
-/// A job created well before kT that starts at `starts` (seconds since the epoch).
-JobOptions starting(double starts, std::optional<double> expires = std::nullopt) {
-  JobOptions options;
-  options.created_at = at(kT - 1e6);
-  options.starts_at = at(starts);
-  if (expires)
-    options.expires_at = at(*expires);
-  return options;
-}
 
 }  // namespace
 

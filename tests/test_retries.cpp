@@ -17,6 +17,7 @@
 
 #include "catch.hpp"
 #include "support/checks.hpp"
+#include "support/scheduler_fixture.hpp"
 #include "support/temp_file.hpp"
 
 using jobsched::Claim;
@@ -29,13 +30,14 @@ using jobsched_test::at;
 using jobsched_test::contains;
 using jobsched_test::PinnedClock;
 using jobsched_test::query_int;
+using jobsched_test::starting;
 using jobsched_test::stored;
 using jobsched_test::TempFile;
 using jobsched_test::thrown;
 
 namespace {
 
-constexpr double kT = 1'700'000'000.0;  // PinnedClock's default "now"
+constexpr double kT = jobsched_test::pinned_now;
 
 /// max_attempts 4, backoff 10 s doubling up to 25 s, no jitter.
 RetryPolicy policy_4_10_2_25() {
@@ -48,30 +50,10 @@ RetryPolicy policy_4_10_2_25() {
   return policy;
 }
 
-struct Fixture {
-  explicit Fixture(const std::string& where, RetryPolicy retry = policy_4_10_2_25())
-      : file("retries"),
-        scheduler(Scheduler::open(where == "file" ? file.path() : ":memory:", options(retry))) {}
-  jobsched::Options options(const RetryPolicy& retry) const {
-    jobsched::Options result = clock.options();
-    result.retry = retry;
-    return result;
-  }
-  std::int64_t changes() { return sqlite3_total_changes64(scheduler.handle()); }
-
-  TempFile file;
-  PinnedClock clock;
-  Scheduler scheduler;
+struct Fixture : jobsched_test::SchedulerFixture {
+  explicit Fixture(const std::string& where, const RetryPolicy& retry = policy_4_10_2_25())
+      : SchedulerFixture("retries", where, retry) {}
 };
-
-JobOptions starting(double starts, std::optional<double> expires = std::nullopt) {
-  JobOptions options;
-  options.created_at = at(kT - 1e6);
-  options.starts_at = at(starts);
-  if (expires)
-    options.expires_at = at(*expires);
-  return options;
-}
 
 /// Claims job `id` at `when` (it must be the one claimed), and returns the claim.
 Claim claim_at(Scheduler& scheduler, std::int64_t id, double when) {

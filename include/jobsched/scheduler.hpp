@@ -40,7 +40,8 @@ class Scheduler {
  public:
   /// Opens (creating if needed) the database at `path`, or ":memory:", and upgrades its
   /// schema. Files use WAL. Throws SchemaError for a file this build cannot use, IoError
-  /// when the file cannot be opened; in both cases nothing is written.
+  /// when the file cannot be opened, and writes nothing to the file in either case. A
+  /// failed upgrade leaves the file as it was.
   static Scheduler open(const std::string& path, Options options = {}) {
     detail::check_options(options);
     sqlite3* raw = nullptr;

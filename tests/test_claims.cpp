@@ -24,6 +24,7 @@
 
 #include "catch.hpp"
 #include "support/checks.hpp"
+#include "support/processes.hpp"
 #include "support/scheduler_fixture.hpp"
 #include "support/temp_file.hpp"
 
@@ -845,46 +846,20 @@ TEST_CASE("three processes claiming and completing 600 jobs claim each exactly o
       scheduler.add_job(std::to_string(i), starting(kT - kJobs + i));
     exec_raw(scheduler.handle(), "COMMIT");
   }
-  int pipe_fds[2];
-  REQUIRE(::pipe(pipe_fds) == 0);
-  std::vector<pid_t> children;
-  for (int p = 0; p < kProcesses; ++p) {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::close(pipe_fds[0]);
-      int status = 0;
-      try {
-        auto scheduler = Scheduler::open(file.path(), options);
-        while (auto job = scheduler.claim_next_job(Seconds{3600})) {
-          const std::int64_t id = job->job.id;
-          if (!scheduler.complete(job->claim))
-            status = 3;
-          if (::write(pipe_fds[1], &id, sizeof id) != static_cast<ssize_t>(sizeof id))
-            status = 2;
-        }
-      } catch (...) {
-        status = 1;
-      }
-      ::_exit(status);
+  const auto reports = jobsched_test::run_in_processes(kProcesses, [&](const auto& report) {
+    int status = 0;
+    auto scheduler = Scheduler::open(file.path(), options);
+    while (auto job = scheduler.claim_next_job(Seconds{3600})) {
+      if (!scheduler.complete(job->claim))
+        status = 3;
+      if (!report(job->job.id))
+        status = 2;
     }
-    children.push_back(pid);
-  }
-  ::close(pipe_fds[1]);
-  std::map<std::int64_t, int> times_claimed;
-  std::int64_t id = 0;
-  while (::read(pipe_fds[0], &id, sizeof id) == static_cast<ssize_t>(sizeof id)) {
-    ++times_claimed[id];
-  }
-  ::close(pipe_fds[0]);
-  for (const pid_t pid : children) {
-    int status = -1;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-  }
-  CHECK(times_claimed.size() == static_cast<std::size_t>(kJobs));
-  CHECK(std::all_of(times_claimed.begin(), times_claimed.end(),
+    return status;
+  });
+  CHECK(reports.exit_codes == std::vector<int>(kProcesses, 0));
+  CHECK(reports.times_reported.size() == static_cast<std::size_t>(kJobs));
+  CHECK(std::all_of(reports.times_reported.begin(), reports.times_reported.end(),
                     [](const auto& entry) { return entry.second == 1; }));
   auto scheduler = Scheduler::open(file.path(), options);
   CHECK(scheduler.count_pending_jobs() == 0);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
 using jobsched::Job;
@@ -109,44 +110,18 @@ TEST_CASE("four processes locking the next job never lock the same job twice") {
     for (int i = 0; i < jobs; ++i)
       scheduler.add_job(std::to_string(i), starting(i));
   }
-  int pipe_fds[2];
-  REQUIRE(::pipe(pipe_fds) == 0);
-  std::vector<pid_t> children;
-  for (int p = 0; p < processes; ++p) {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::close(pipe_fds[0]);
-      int status = 0;
-      try {
-        auto scheduler = Scheduler::open(file.path());
-        while (auto job = scheduler.lock_next_job(at(1e6))) {
-          const std::int64_t id = job->id;
-          if (::write(pipe_fds[1], &id, sizeof id) != static_cast<ssize_t>(sizeof id))
-            status = 2;
-        }
-      } catch (...) {
-        status = 1;
-      }
-      ::_exit(status);
+  const auto reports = jobsched_test::run_in_processes(processes, [&](const auto& report) {
+    int status = 0;
+    auto scheduler = Scheduler::open(file.path());
+    while (auto job = scheduler.lock_next_job(at(1e6))) {
+      if (!report(job->id))
+        status = 2;
     }
-    children.push_back(pid);
-  }
-  ::close(pipe_fds[1]);
-  std::map<std::int64_t, int> times_locked;
-  std::int64_t id = 0;
-  while (::read(pipe_fds[0], &id, sizeof id) == static_cast<ssize_t>(sizeof id)) {
-    ++times_locked[id];
-  }
-  ::close(pipe_fds[0]);
-  for (const pid_t pid : children) {
-    int status = -1;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-  }
-  CHECK(times_locked.size() == static_cast<std::size_t>(jobs));
-  CHECK(std::all_of(times_locked.begin(), times_locked.end(),
+    return status;
+  });
+  CHECK(reports.exit_codes == std::vector<int>(processes, 0));
+  CHECK(reports.times_reported.size() == static_cast<std::size_t>(jobs));
+  CHECK(std::all_of(reports.times_reported.begin(), reports.times_reported.end(),
                     [](const auto& entry) { return entry.second == 1; }));
   auto scheduler = Scheduler::open(file.path());
   CHECK(scheduler.count_pending_jobs(at(1e6)) == jobs);

@@ -111,6 +111,7 @@ std::vector<Expected> claim_statements() {
        {now_param(), text_param("q1")},
        "ix_job_leases",
        true},
+      {"any_abandoned_job", sql::any_abandoned_job, {now_param(), int_param(10)}, "ix_job_leases"},
       {"fail_abandoned_jobs",
        sql::fail_abandoned_jobs,
        {now_param(), int_param(10)},
@@ -119,6 +120,7 @@ std::vector<Expected> claim_statements() {
        sql::claim_job,
        {now_param(), real_param(kNow + 30), int_param(1)},
        "INTEGER PRIMARY KEY"},
+      {"select_claimed_job", sql::select_claimed_job, {int_param(1)}, "INTEGER PRIMARY KEY"},
   };
 }
 

@@ -417,8 +417,8 @@ class Scheduler {
     const double at = checked_now(now);
     fail_abandoned_jobs(at);
     std::optional<Candidate> best;
-    auto consider = [&](const std::string& queue) {
-      std::optional<Candidate> found = first_due_in_queue(queue, at);
+    auto consider = [&](const std::string& queue, std::optional<int> top = std::nullopt) {
+      std::optional<Candidate> found = first_due_in_queue(queue, at, top);
       if (found && (!best || comes_before(*found, *best)))
         best = found;
     };
@@ -430,13 +430,16 @@ class Scheduler {
     }
     std::optional<ClaimedJob> claimed;
     if (best) {
-      detail::Run run(statements_.claim_job);
-      run.bind(1, at).bind(2, at + until_offset).bind(3, best->id);
-      if (run.step()) {
-        claimed = ClaimedJob{detail::read_job(run), Claim{}};
-        claimed->claim = Claim{claimed->job.id, run.column_int64(detail::job_columns),
-                               from_unix_seconds(at + until_offset)};
-        run.execute();
+      detail::Run update(statements_.claim_job);
+      update.bind(1, at).bind(2, at + until_offset).bind(3, best->id);
+      if (update.execute() > 0) {
+        detail::Run run(statements_.select_claimed_job);
+        run.bind(1, best->id);
+        if (run.step()) {
+          claimed = ClaimedJob{detail::read_job(run), Claim{}};
+          claimed->claim = Claim{claimed->job.id, run.column_int64(detail::job_columns),
+                                 from_unix_seconds(at + until_offset)};
+        }
       }
     }
     transaction.commit();
@@ -447,8 +450,16 @@ class Scheduler {
     run.bind(detail::sql::default_max_attempts, std::int64_t{options_.retry.max_attempts});
   }
 
-  // Marks failed the jobs whose lease ran out on their last attempt.
+  // Marks failed the jobs whose lease ran out on their last attempt (after a look, which
+  // is cheaper when there are none: see sql::any_abandoned_job).
   void fail_abandoned_jobs(double at) {
+    {
+      detail::Run look(statements_.any_abandoned_job);
+      look.bind(1, at);
+      bind_default_max_attempts(look);
+      if (!look.step())
+        return;
+    }
     detail::Run run(statements_.fail_abandoned_jobs);
     run.bind(1, at);
     bind_default_max_attempts(run);
@@ -476,13 +487,14 @@ class Scheduler {
     return JobDelay{next->id, Seconds{std::max(0.0, next->starts_at - at)}};
   }
 
-  // Calls `visit` with each queue that has open jobs, in order: a skip-scan of the claim
-  // index, one probe per queue.
+  // Calls `visit` with each queue that has open jobs, in order, and its highest priority
+  // level: a skip-scan of the claim index, one probe per queue.
   template <class Visit>
   void for_each_queue(Visit visit) {
     std::string from;
     for (;;) {
       std::string queue;
+      int top = 0;
       {
         detail::Run run(statements_.next_queue);
         run.bind_text(1, from);
@@ -492,32 +504,30 @@ class Scheduler {
         if (run.column_type(0) != SQLITE_TEXT)
           detail::throw_code(SQLITE_CORRUPT, "jobsched: a job's queue is not text");
         queue = std::string(run.column_text(0));
+        top = checked_priority(run, 1, std::numeric_limits<int>::max());
       }
-      visit(queue);
+      visit(queue, top);
       from = queue + '\0';  // the smallest string after `queue`
     }
   }
 
   // Calls `visit` with each priority level that has open jobs in `queue`, highest first,
-  // until it returns true.
+  // until it returns true. `top`, when known, is the highest level (saves a probe).
   template <class Visit>
-  void for_each_priority(const std::string& queue, Visit visit) {
+  void for_each_priority(const std::string& queue, Visit visit,
+                         std::optional<int> top = std::nullopt) {
     std::int64_t at_most = std::numeric_limits<int>::max();
     for (;;) {
       int priority = 0;
-      {
+      if (top) {
+        priority = *top;
+        top.reset();
+      } else {
         detail::Run run(statements_.next_priority);
         run.bind_text(1, queue).bind(2, at_most);
         if (!run.step())
           return;
-        const std::int64_t stored = run.column_int64(0);
-        // Each level must be below the last, or the scan would repeat.
-        if (run.column_type(0) != SQLITE_INTEGER || stored > at_most ||
-            stored < std::numeric_limits<int>::min()) {
-          detail::throw_code(SQLITE_CORRUPT, "jobsched: a job's priority is not an int: " +
-                                                 std::string(run.column_text(0)));
-        }
-        priority = static_cast<int>(stored);
+        priority = checked_priority(run, 0, at_most);
       }
       if (visit(priority))
         return;
@@ -525,16 +535,32 @@ class Scheduler {
     }
   }
 
-  std::optional<Candidate> first_due_in_queue(const std::string& queue, double at) {
+  // A priority level read from the claim index: each level must be below the last, or the
+  // skip-scan would repeat (a file written by something else may hold any value).
+  static int checked_priority(detail::Run& run, int column, std::int64_t at_most) {
+    const std::int64_t stored = run.column_int64(column);
+    if (run.column_type(column) != SQLITE_INTEGER || stored > at_most ||
+        stored < std::numeric_limits<int>::min()) {
+      detail::throw_code(SQLITE_CORRUPT, "jobsched: a job's priority is not an int: " +
+                                             std::string(run.column_text(column)));
+    }
+    return static_cast<int>(stored);
+  }
+
+  std::optional<Candidate> first_due_in_queue(const std::string& queue, double at,
+                                              std::optional<int> top = std::nullopt) {
     std::optional<Candidate> found;
-    for_each_priority(queue, [&](int priority) {
-      detail::Run run(statements_.first_due_in_level);
-      bind_default_max_attempts(run);
-      run.bind(1, at).bind_text(2, queue).bind(3, std::int64_t{priority});
-      if (run.step())
-        found = Candidate{run.column_int64(0), priority, run.column_double(1)};
-      return found.has_value();
-    });
+    for_each_priority(
+        queue,
+        [&](int priority) {
+          detail::Run run(statements_.first_due_in_level);
+          bind_default_max_attempts(run);
+          run.bind(1, at).bind_text(2, queue).bind(3, std::int64_t{priority});
+          if (run.step())
+            found = Candidate{run.column_int64(0), priority, run.column_double(1)};
+          return found.has_value();
+        },
+        top);
     return found;
   }
 

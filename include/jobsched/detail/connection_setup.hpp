@@ -17,10 +17,13 @@
 
 namespace jobsched::detail {
 
-// Waits for another connection's lock, up to the busy timeout. SQLite's own busy handler
-// sleeps 1 ms at first and up to 100 ms later between tries; with workers contending for
-// the write lock that wastes most of the time. This one starts at 20 us and doubles up to
-// about 1 ms. One per connection, used by one thread at a time, like the connection.
+// Waits for another connection's lock, up to the busy timeout: 1 ms, then doubling up to
+// 8 ms between tries. SQLite's own handler sleeps up to 100 ms between tries, so a waiter
+// can starve behind busy workers. Waits much shorter than a transaction (we tried 20 us
+// doubling to 1 ms) hand the lock from connection to connection after every claim, and
+// each must reread the pages the last one changed: bench_drain with 4 threads ran at 9,300
+// to 11,600 jobs/s that way, 13,800 to 15,800 with these waits (docs/BENCHMARKS.md).
+// One per connection, used by one thread at a time, like the connection.
 class BusyWait {
  public:
   explicit BusyWait(std::chrono::milliseconds timeout) noexcept : timeout_(timeout) {}
@@ -39,7 +42,7 @@ class BusyWait {
     if (waited >= timeout_)
       return 0;
     const std::chrono::steady_clock::duration pause =
-        std::chrono::microseconds(20) * (1 << std::min(tries, 6));
+        std::chrono::milliseconds(1) * (1 << std::min(tries, 3));
     std::this_thread::sleep_for(
         std::min<std::chrono::steady_clock::duration>(pause, timeout_ - waited));
     return 1;

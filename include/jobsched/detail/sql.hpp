@@ -35,17 +35,19 @@ inline constexpr const char* select_job = "SELECT " JOBSCHED_JOB_COLUMNS " FROM 
 inline constexpr const char* select_next_job =
     "SELECT " JOBSCHED_JOB_COLUMNS " FROM job " JOBSCHED_NEXT;
 inline constexpr const char* select_next_start = "SELECT id, starts_at FROM job " JOBSCHED_NEXT;
-// Two range scans of the covering index on pending expiry times.
 // Claims whose lease ran out on their last attempt are failed already, though not yet
 // marked (the next write marks them).
 #define JOBSCHED_ABANDONED \
   "lease_until <= ?1 AND attempts >= " JOBSCHED_MAX_ATTEMPTS " AND " JOBSCHED_OPEN
-// Two range scans of the covering index on pending expiry times, less the few abandoned.
+// Every open job, less the expired ones not deleted yet and the few abandoned. The first
+// term is a plain walk of a partial index (no comparison per entry: SQLite knows every entry
+// matches), about 3x faster than counting a range of it (17 ms against 45 ms for 1,000,000
+// jobs); the expired range is only as long as the expired jobs kept.
 inline constexpr const char* count_pending_jobs =
     "SELECT (SELECT count(*) FROM job WHERE " JOBSCHED_OPEN
-    " AND expires_at IS NULL)"
-    " + (SELECT count(*) FROM job WHERE " JOBSCHED_OPEN
-    " AND expires_at > ?1)"
+    ")"
+    " - (SELECT count(*) FROM job WHERE " JOBSCHED_OPEN
+    " AND expires_at <= ?1)"
     " - (SELECT count(*) FROM job WHERE " JOBSCHED_ABANDONED
     " AND (expires_at IS NULL OR expires_at > ?1))";
 // A job completed again keeps its first completion time.
@@ -72,8 +74,9 @@ inline constexpr const char* lock_next_job =
 // a skip-scan done by hand: each queue, each priority level from the highest, the first
 // due free job of the level. That is a few index probes per queue and level, whatever the
 // number of jobs stored; SQLite alone would sort the due jobs.
-inline constexpr const char* next_queue =
-    "SELECT queue FROM job WHERE " JOBSCHED_OPEN " AND queue >= ?1 ORDER BY queue LIMIT 1";
+// The first queue from ?1 on, with its highest priority level: one probe.
+inline constexpr const char* next_queue = "SELECT queue, priority FROM job WHERE " JOBSCHED_OPEN
+                                          " AND queue >= ?1 ORDER BY queue, priority DESC LIMIT 1";
 inline constexpr const char* next_priority = "SELECT priority FROM job WHERE " JOBSCHED_OPEN
                                              " AND queue = ?1 AND priority <= ?2"
                                              " ORDER BY priority DESC LIMIT 1";
@@ -93,13 +96,23 @@ inline constexpr const char* first_lease_end =
     " WHERE lease_until IS NOT NULL AND " JOBSCHED_PENDING
     " AND (?2 IS NULL OR queue = ?2)"
     " AND attempts < " JOBSCHED_MAX_ATTEMPTS " ORDER BY lease_until, id LIMIT 1";
+// No RETURNING: inside a transaction, an UPDATE ... RETURNING opens a statement journal
+// (a savepoint and an allocation of some 160 KiB, given back to the system after each
+// claim); the row is read back by id instead.
 inline constexpr const char* claim_job =
     "UPDATE job SET locked_at = ?1, lease_until = ?2, claim_token = random(),"
     " attempts = attempts + 1,"
     " last_error = CASE WHEN lease_until IS NULL THEN last_error"
     "   ELSE 'the lease of attempt ' || attempts || ' ran out' END"
-    " WHERE id = ?3 RETURNING " JOBSCHED_JOB_COLUMNS ", claim_token";
-// A lease that ran out on the last allowed attempt fails the job; ?2 is the default limit.
+    " WHERE id = ?3";
+inline constexpr const char* select_claimed_job =
+    "SELECT " JOBSCHED_JOB_COLUMNS ", claim_token FROM job WHERE id = ?1";
+// Whether any job is abandoned, asked before marking them: an UPDATE that may change many
+// rows inside a transaction opens a statement journal (an allocation of some 160 KiB here,
+// and a savepoint) even when no row matches; a SELECT does not.
+inline constexpr const char* any_abandoned_job =
+    "SELECT 1 FROM job WHERE " JOBSCHED_ABANDONED " LIMIT 1";
+// A lease that ran out on the last allowed attempt fails the job; ?20 is the default limit.
 inline constexpr const char* fail_abandoned_jobs =
     "UPDATE job SET failed_at = ?1, " JOBSCHED_LET_GO
     ","

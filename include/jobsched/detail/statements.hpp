@@ -51,6 +51,8 @@ struct Statements {
         first_free_in_level(db, sql::first_free_in_level),
         first_lease_end(db, sql::first_lease_end),
         claim_job(db, sql::claim_job),
+        select_claimed_job(db, sql::select_claimed_job),
+        any_abandoned_job(db, sql::any_abandoned_job),
         fail_abandoned_jobs(db, sql::fail_abandoned_jobs),
         complete_claim(db, sql::complete_claim),
         extend_claim(db, sql::extend_claim),
@@ -66,9 +68,9 @@ struct Statements {
   Statement insert_job, select_job, select_next_job, select_next_start, count_pending_jobs,
       complete_job, delete_job, delete_completed_jobs, delete_expired_jobs, lock_job, unlock_job,
       lock_next_job, next_queue, next_priority, first_due_in_level, first_free_in_level,
-      first_lease_end, claim_job, fail_abandoned_jobs, complete_claim, extend_claim, release_claim,
-      select_claimed, retry_later, fail_for_good, select_failed_jobs, retry_job, delete_failed_jobs,
-      data_version;
+      first_lease_end, claim_job, select_claimed_job, any_abandoned_job, fail_abandoned_jobs,
+      complete_claim, extend_claim, release_claim, select_claimed, retry_later, fail_for_good,
+      select_failed_jobs, retry_job, delete_failed_jobs, data_version;
   TransactionStatements transaction;
 };
 

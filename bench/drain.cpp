@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
-// Drain throughput: P worker processes with T threads each empty a file of N due jobs.
+// Drain throughput: P worker processes with T threads each empty a file of N due jobs,
+// with jobsched's Worker or with hand-written C API threads (bench/baseline.hpp) that claim
+// and complete until nothing is left.
 // Usage: bench_drain [processes=1] [threads=4] [jobs=20000] [synchronous=normal|full]
+//                    [implementation=jobsched|sqlite]
 
 #include <sys/wait.h>
 #include <unistd.h>
-#include <jobsched/jobsched.hpp>
+#include "baseline.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -13,11 +16,52 @@
 #include <thread>
 #include <vector>
 
+namespace {
+
+// One process of the baseline: each thread claims and completes with its own connection.
+void drain_by_hand(const std::string& path, int threads, bool full) {
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; ++t) {
+    running.emplace_back([&] {
+      const bench::Db db(path);
+      db.exec(full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+      const bench::RawClaims claims(db);
+      for (;;) {
+        const double now = jobsched::to_unix_seconds(jobsched::system_now());
+        const auto claimed = claims.claim(now, 60);
+        if (!claimed)
+          return;
+        claims.complete(*claimed, now);
+      }
+    });
+  }
+  for (auto& thread : running)
+    thread.join();
+}
+
+void drain_with_worker(const std::string& path, int threads, const jobsched::Options& options) {
+  jobsched::WorkerOptions worker_options;
+  worker_options.threads = threads;
+  worker_options.scheduler = options;
+  jobsched::Worker worker(
+      path, [](const jobsched::Job&) {}, worker_options);
+  auto scheduler = jobsched::Scheduler::open(path, options);
+  // Cheap to ask (counting would read the whole index every time): empty once every job
+  // is done, claimed ones included.
+  while (scheduler.seconds_until_next_job()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  worker.stop();
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   const int processes = argc > 1 ? std::atoi(argv[1]) : 1;
   const int threads = argc > 2 ? std::atoi(argv[2]) : 4;
   const int jobs = argc > 3 ? std::atoi(argv[3]) : 20000;
   const bool full = argc > 4 && std::string(argv[4]) == "full";
+  const bool by_hand = argc > 5 && std::string(argv[5]) == "sqlite";
   const std::string path = "bench-drain-" + std::to_string(::getpid()) + ".db";
 
   jobsched::Options options;
@@ -35,16 +79,11 @@ int main(int argc, char** argv) {
   for (int p = 0; p < processes; ++p) {
     const pid_t pid = ::fork();
     if (pid == 0) {
-      jobsched::WorkerOptions worker_options;
-      worker_options.threads = threads;
-      worker_options.scheduler = options;
-      jobsched::Worker worker(
-          path, [](const jobsched::Job&) {}, worker_options);
-      auto scheduler = jobsched::Scheduler::open(path, options);
-      while (scheduler.count_pending_jobs() > 0) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (by_hand) {
+        drain_by_hand(path, threads, full);
+      } else {
+        drain_with_worker(path, threads, options);
       }
-      worker.stop();
       ::_exit(0);
     }
     children.push_back(pid);
@@ -57,10 +96,10 @@ int main(int argc, char** argv) {
   auto scheduler = jobsched::Scheduler::open(path, options);
   const auto left = scheduler.count_pending_jobs();
   std::printf(
-      "drain: %d process(es) x %d thread(s), %d jobs, synchronous=%s: %.2f s, %.0f jobs/s"
+      "drain: %s, %d process(es) x %d thread(s), %d jobs, synchronous=%s: %.2f s, %.0f jobs/s"
       " (%lld left)\n",
-      processes, threads, jobs, full ? "full" : "normal", seconds, jobs / seconds,
-      static_cast<long long>(left));
+      by_hand ? "sqlite" : "jobsched", processes, threads, jobs, full ? "full" : "normal", seconds,
+      jobs / seconds, static_cast<long long>(left));
   for (const char* suffix : {"", "-wal", "-shm"})
     std::remove((path + suffix).c_str());
   return left == 0 ? 0 : 1;

@@ -21,8 +21,8 @@ namespace jobsched::detail {
 // 8 ms between tries. SQLite's own handler sleeps up to 100 ms between tries, so a waiter
 // can starve behind busy workers. Waits much shorter than a transaction (we tried 20 us
 // doubling to 1 ms) hand the lock from connection to connection after every claim, and
-// each must reread the pages the last one changed: bench_drain with 4 threads ran at 9,300
-// to 11,600 jobs/s that way, 13,800 to 15,800 with these waits (docs/BENCHMARKS.md).
+// each must reread the pages the last one changed: bench_drain with 1, 2 and 4 processes of
+// 4 threads ran at 9,100 to 11,600 jobs/s that way, 13,700 to 15,800 with these waits.
 // One per connection, used by one thread at a time, like the connection.
 class BusyWait {
  public:

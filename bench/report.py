@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Writes docs/BENCHMARKS.md (and the data for the plot) from one run of bench/run.
+
+Usage: bench/report.py RESULTS_DIR OUTPUT_MD PLOT_DATA
+RESULTS_DIR holds ops.json (Google Benchmark), memory.txt, drain.txt, wake.txt, machine.txt.
+bench/analysis.md (hand-written: what the figures mean, and what we changed) is appended.
+"""
+
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+# The work measured, in table order: benchmark name, what it is.
+WORK = [
+    ("add_normal", "add one job per transaction, `synchronous=NORMAL`"),
+    ("add_full", "add one job per transaction, `synchronous=FULL`"),
+    ("add_batch", "add 1,000 jobs in one transaction (time per 1,000)"),
+    ("next_job", "`next_job`"),
+    ("seconds_until", "`seconds_until_next_job`"),
+    ("count", "`count_pending_jobs`"),
+    ("claim_complete", "claim and complete, one transaction each, `NORMAL`"),
+]
+TARGET_RATIO = 1.2
+
+
+def load_ops(path):
+    """{work: {implementation: {jobs: microseconds}}} from Google Benchmark's JSON."""
+    times = defaultdict(lambda: defaultdict(dict))
+    errors = []
+    for run in json.loads(path.read_text())["benchmarks"]:
+        work, implementation, jobs = run["run_name"].split("/")[:3]
+        if run.get("error_occurred"):
+            errors.append(f"{run['run_name']}: {run.get('error_message', '?')}")
+            continue
+        # With repetitions, the median of them; without, the one run.
+        if run.get("run_type") == "aggregate" and run.get("aggregate_name") != "median":
+            continue
+        scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[run["time_unit"]]
+        times[work][implementation][int(jobs)] = run["real_time"] * scale
+    return times, errors
+
+
+def duration(us):
+    if us >= 1e6:
+        return f"{us / 1e6:.2f} s"
+    if us >= 1e3:
+        return f"{us / 1e3:.2f} ms"
+    return f"{us:.1f} µs"
+
+
+def ratio_table(times):
+    lines = [
+        "| work | jobs stored | jobsched | hand-written C API | ratio | original (v1) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    misses = []
+    for work, label in WORK:
+        ours = times.get(work, {}).get("jobsched", {})
+        for jobs in sorted(ours):
+            base = times[work].get("sqlite", {}).get(jobs)
+            original = times[work].get("original", {}).get(jobs)
+            ratio = ours[jobs] / base if base else None
+            mark = ""
+            if ratio is not None and ratio > TARGET_RATIO:
+                mark = " ⚠"
+                misses.append((label, jobs, ratio))
+            lines.append(
+                f"| {label} | {jobs:,} | {duration(ours[jobs])} | "
+                f"{duration(base) if base else '–'} | "
+                f"{f'{ratio:.2f}×' if ratio is not None else '–'}{mark} | "
+                f"{duration(original) if original else '–'} |"
+            )
+    return "\n".join(lines), misses
+
+
+def flatness(times, work):
+    ours = times.get(work, {}).get("jobsched", {})
+    if len(ours) < 2:
+        return None
+    smallest, largest = min(ours), max(ours)
+    return smallest, largest, ours[largest] / ours[smallest]
+
+
+def drain_table(path):
+    """Drain throughput per process count, jobsched against the hand-written workers."""
+    rates = defaultdict(dict)
+    pattern = re.compile(r"drain: (\w+), (\d+) process.*?(\d+) thread.*?(\d+) jobs/s")
+    for line in path.read_text().split("\n"):
+        found = pattern.search(line)
+        if found:
+            implementation, processes, threads, rate = found.groups()
+            rates[(int(processes), int(threads))][implementation] = int(rate)
+    lines = [
+        "## Drain throughput",
+        "",
+        "Worker processes empty a file of due jobs (`bench_drain`): jobsched's `Worker`, or "
+        "threads that claim and complete by hand with SQLite's own busy timeout "
+        "(`bench/baseline.hpp`). `synchronous=NORMAL`, empty handlers.",
+        "",
+        "| processes × threads | jobsched | hand-written C API | time ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for (processes, threads), by in sorted(rates.items()):
+        ours, base = by.get("jobsched"), by.get("sqlite")
+        ratio = f"{base / ours:.2f}×" if ours and base else "–"
+        lines.append(
+            f"| {processes} × {threads} | {ours or 0:,} jobs/s | {base or 0:,} jobs/s | {ratio} |"
+        )
+    return lines + [""]
+
+
+def load_instructions(path):
+    """{work: {jobs: instructions per call}} for jobsched, from bench_instructions."""
+    counted = defaultdict(dict)
+    if path.exists():
+        for line in path.read_text().split("\n"):
+            if line.strip():
+                work, implementation, jobs, count = line.split()
+                if implementation == "jobsched":
+                    counted[work][int(jobs)] = int(count)
+    return counted
+
+
+def instruction_table(path):
+    """Instructions per call from callgrind: stable where wall-clock times are noisy."""
+    counts = defaultdict(dict)
+    for line in path.read_text().split("\n"):
+        if line.strip():
+            work, implementation, jobs, count = line.split()
+            counts[(work, int(jobs))][implementation] = int(count)
+    labels = dict(WORK)
+    labels["add_batch"] = "add 1,000 jobs in one transaction"
+    lines = [
+        "## Instructions per call",
+        "",
+        "Counted by callgrind (`bench_instructions`, user-space instructions only: the time "
+        "spent in the kernel writing and syncing the file is not in them), so they do not "
+        "move with machine noise.",
+        "",
+        "| work | jobs stored | jobsched | hand-written C API | ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    order = [name for name, _ in WORK]
+    for (work, jobs), by in sorted(counts.items(), key=lambda item: (order.index(item[0][0]), item[0][1])):
+        ours, base = by.get("jobsched"), by.get("sqlite")
+        ratio = f"{ours / base:.2f}×" if ours and base else "–"
+        lines.append(f"| {labels.get(work, work)} | {jobs:,} | {ours or 0:,} | {base or 0:,} | {ratio} |")
+    return lines + [""]
+
+
+def main():
+    results, output, plot_data = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    times, errors = load_ops(results / "ops.json")
+    table, misses = ratio_table(times)
+
+    with plot_data.open("w") as data:
+        data.write("# jobs jobsched_us sqlite_us original_us\n")
+        next_job = times.get("next_job", {})
+        for jobs in sorted(next_job.get("jobsched", {})):
+            row = [next_job.get(k, {}).get(jobs, float("nan")) for k in ("jobsched", "sqlite", "original")]
+            data.write(f"{jobs} {row[0]:.3f} {row[1]:.3f} {row[2]:.3f}\n")
+
+    out = ["# Benchmarks", ""]
+    out.append(
+        "Written by `bench/run` (one command; do not edit by hand). Every figure below comes "
+        "from one run on the machine described; jobsched and the hand-written C API code run "
+        "the same work on copies of the same file, in the same binary, one after the other. "
+        "Times are wall-clock per operation (Google Benchmark, `real_time`)."
+    )
+    out += ["", "## Machine", "", "```", (results / "machine.txt").read_text().rstrip(), "```", ""]
+    out += [
+        "## jobsched against hand-written SQLite",
+        "",
+        "The baseline (`bench/baseline.hpp`) is what a careful user would write with the C "
+        "API against the same schema to get the same answers: prepared statements reused, "
+        "one `UPDATE ... RETURNING` per claim. *original (v1)* replays the Python "
+        "original's schema (its version-1 index on `(completed_at, expires_at)`) and its "
+        "queries through the C API on the same jobs. Half the stored jobs are due, a quarter "
+        "expire tomorrow, none has expired. ⚠ marks a ratio above the "
+        f"{TARGET_RATIO}× target.",
+        "",
+        table,
+        "",
+        "![next-job latency against jobs stored](bench-next-job.png)",
+        "",
+    ]
+    facts = []
+    instructions = load_instructions(results / "instructions.txt")
+    for work, label in (("next_job", "next job"), ("claim_complete", "claim and complete")):
+        flat = flatness(times, work)
+        if flat:
+            line = f"- {label}: {flat[2]:.2f}× the time at {flat[1]:,} jobs as at {flat[0]:,}"
+            counted = instructions.get(work, {})
+            if flat[0] in counted and flat[1] in counted:
+                line += (
+                    f"; {counted[flat[1]] / counted[flat[0]]:.2f}× the instructions "
+                    f"({counted[flat[0]]:,} and {counted[flat[1]]:,})"
+                )
+            facts.append(line + ".")
+    count = times.get("count", {}).get("jobsched", {})
+    if count:
+        largest = max(count)
+        facts.append(f"- counting {largest:,} pending jobs: {duration(count[largest])} (target 50 ms).")
+    if misses:
+        facts.append(
+            "- above the 1.2× target: "
+            + "; ".join(f"{label} at {jobs:,} jobs ({ratio:.2f}×)" for label, jobs, ratio in misses)
+            + ". See *Where we miss* below."
+        )
+    else:
+        facts.append("- every operation within 1.2× the hand-written code.")
+    if errors:
+        facts.append("- benchmarks that failed: " + "; ".join(errors))
+    out += ["## Targets", ""] + facts + [""]
+
+    if (results / "instructions.txt").exists():
+        out += instruction_table(results / "instructions.txt")
+
+    if (results / "drain.txt").exists():
+        out += drain_table(results / "drain.txt")
+
+    for name, title in (
+        ("wake.txt", "Wake latency"),
+        ("memory.txt", "Peak memory against jobs stored"),
+    ):
+        path = results / name
+        if path.exists():
+            out += [f"## {title}", "", "```", path.read_text().rstrip(), "```", ""]
+    analysis = Path(__file__).with_name("analysis.md")
+    if analysis.exists():
+        out += [analysis.read_text().rstrip(), ""]
+    output.write_text("\n".join(out) + "\n")
+    if errors:
+        sys.exit("bench/report.py: benchmarks failed: " + "; ".join(errors))
+
+
+if __name__ == "__main__":
+    main()

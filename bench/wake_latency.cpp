@@ -35,12 +35,40 @@ void report(const char* what, std::vector<double> micros) {
               at(0.5), at(0.9), micros.back(), micros.size());
 }
 
+// Adds `samples` jobs, 120 ms apart, each carrying the time it was added.
+void add_samples(const std::string& path, const jobsched::Options& options, int samples) {
+  auto scheduler = jobsched::Scheduler::open(path, options);
+  for (int i = 0; i < samples; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    scheduler.add_job(std::to_string(monotonic_ns()));
+  }
+}
+
 std::vector<double> measure(const std::string& path, int samples, bool other_process) {
+  jobsched::WorkerOptions options;
+  options.scheduler.synchronous = jobsched::Synchronous::normal;
+  // The other process is forked before the worker's threads start: a child forked while
+  // threads run can inherit a lock one of them held, and wait for it forever (it did).
+  int go[2] = {-1, -1};
+  pid_t pid = -1;
+  if (other_process) {
+    if (::pipe(go) != 0 || (pid = ::fork()) < 0) {
+      std::perror("bench_wake_latency: pipe or fork");
+      std::exit(1);
+    }
+    if (pid == 0) {
+      ::close(go[1]);
+      char byte = 0;
+      if (::read(go[0], &byte, 1) == 1)  // the worker runs
+        add_samples(path, options.scheduler, samples);
+      ::_exit(0);
+    }
+    ::close(go[0]);
+  }
+
   std::mutex mutex;
   std::vector<double> micros;
   std::atomic<int> seen{0};
-  jobsched::WorkerOptions options;
-  options.scheduler.synchronous = jobsched::Synchronous::normal;
   jobsched::Worker worker(
       path,
       [&](const jobsched::Job& job) {
@@ -51,24 +79,14 @@ std::vector<double> measure(const std::string& path, int samples, bool other_pro
         ++seen;
       },
       options);
-
   if (other_process) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      auto scheduler = jobsched::Scheduler::open(path, options.scheduler);
-      for (int i = 0; i < samples; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(120));
-        scheduler.add_job(std::to_string(monotonic_ns()));
-      }
-      ::_exit(0);
-    }
+    const char byte = 'g';
+    if (::write(go[1], &byte, 1) != 1)
+      std::perror("bench_wake_latency: write");
+    ::close(go[1]);
     ::waitpid(pid, nullptr, 0);
   } else {
-    auto scheduler = jobsched::Scheduler::open(path, options.scheduler);
-    for (int i = 0; i < samples; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(120));
-      scheduler.add_job(std::to_string(monotonic_ns()));
-    }
+    add_samples(path, options.scheduler, samples);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (seen < samples && std::chrono::steady_clock::now() < deadline) {

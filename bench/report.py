@@ -208,7 +208,7 @@ def main():
         facts.append(
             "- above the 1.2× target: "
             + "; ".join(f"{label} at {jobs:,} jobs ({ratio:.2f}×)" for label, jobs, ratio in misses)
-            + ". See *Where we miss* below."
+            + ". See *The targets* below."
         )
     else:
         facts.append("- every operation within 1.2× the hand-written code.")

@@ -25,6 +25,7 @@
 #include "catch.hpp"
 #include "support/checks.hpp"
 #include "support/processes.hpp"
+#include "support/python_files.hpp"
 #include "support/scheduler_fixture.hpp"
 #include "support/temp_file.hpp"
 
@@ -872,22 +873,6 @@ TEST_CASE("three processes claiming and completing 600 jobs claim each exactly o
 
 namespace {
 
-const char* const kV0Schema =
-    "CREATE TABLE job (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB,"
-    " created_at REAL NOT NULL, starts_at REAL NOT NULL, expires_at REAL, completed_at REAL,"
-    " CONSTRAINT job_must_be_created_before_start CHECK (created_at <= starts_at),"
-    " CONSTRAINT job_must_start_before_expiration"
-    " CHECK (expires_at IS NULL OR starts_at <= expires_at));"
-    "CREATE INDEX ix_job_starts_at_expires_at ON job (starts_at, expires_at);";
-const char* const kV1Schema =
-    "DROP INDEX ix_job_starts_at_expires_at;"
-    "CREATE INDEX ix_job_completed_at_expires_at ON job (completed_at, expires_at);"
-    "CREATE TABLE job_schema (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-    "INSERT INTO job_schema (key, value) VALUES ('version', 1);";
-const char* const kV2Schema =
-    "ALTER TABLE job ADD COLUMN locked_at REAL;"
-    "UPDATE job_schema SET value = 2 WHERE key = 'version';";
-
 /// A file at `version` (2: as the successor wrote it; 3: as our previous release left it)
 /// holding jobs 1 (locked by the successor), 2 (completed), 3 (free and due), 4 (locked and
 /// also overdue), 5 (free, starts later).
@@ -895,9 +880,7 @@ void write_old_file(const std::string& path, int version) {
   auto owner = open_raw(path);
   sqlite3* db = owner.get();
   exec_raw(db, "PRAGMA journal_mode = WAL");
-  exec_raw(db, std::string("BEGIN;") + kV0Schema + "COMMIT;");
-  exec_raw(db, std::string("BEGIN;") + kV1Schema + "COMMIT;");
-  exec_raw(db, std::string("BEGIN;") + kV2Schema + "COMMIT;");
+  jobsched_test::write_python_schema(db, 2);
   if (version >= 3) {
     exec_raw(db, std::string("BEGIN;") + jobsched::detail::migrations[3].script +
                      "UPDATE job_schema SET value = 3 WHERE key = 'version'; COMMIT;");

@@ -22,6 +22,7 @@
 
 #include "catch.hpp"
 #include "support/checks.hpp"
+#include "support/python_files.hpp"
 #include "support/temp_file.hpp"
 
 namespace {
@@ -35,27 +36,6 @@ using jobsched_test::TempFile;
 using jobsched_test::thrown;
 
 constexpr double kNow = 1'700'000'000.0;  // the pinned "now" of every check below
-
-// ---- The schema SQL of each version, exactly as the Python programs ran it ----------------
-
-const char* const kV0Schema =
-    "CREATE TABLE job (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB,"
-    " created_at REAL NOT NULL, starts_at REAL NOT NULL, expires_at REAL, completed_at REAL,"
-    " CONSTRAINT job_must_be_created_before_start CHECK (created_at <= starts_at),"
-    " CONSTRAINT job_must_start_before_expiration"
-    " CHECK (expires_at IS NULL OR starts_at <= expires_at));"
-    "CREATE INDEX ix_job_starts_at_expires_at ON job (starts_at, expires_at);";
-
-const char* const kV1Schema =
-    "DROP INDEX ix_job_starts_at_expires_at;"
-    "CREATE INDEX ix_job_completed_at_expires_at ON job (completed_at, expires_at);"
-    "CREATE TABLE job_schema (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-    "INSERT INTO job_schema (key, value) VALUES ('version', 0);"
-    "UPDATE job_schema SET value = 1 WHERE key = 'version';";
-
-const char* const kV2Schema =
-    "ALTER TABLE job ADD COLUMN locked_at REAL;"
-    "UPDATE job_schema SET value = 2 WHERE key = 'version';";
 
 // ---- Small raw-SQLite helpers ------------------------------------------------------------
 
@@ -218,11 +198,7 @@ Fixture write_fixture(const std::string& path, int version, bool wal = true,
   sqlite3* db = owner.get();
   if (wal)
     REQUIRE(query_text(db, "PRAGMA journal_mode = WAL") == "wal");
-  exec_raw(db, std::string("BEGIN;") + kV0Schema + "COMMIT;");
-  if (version >= 1)
-    exec_raw(db, std::string("BEGIN;") + kV1Schema + "COMMIT;");
-  if (version >= 2)
-    exec_raw(db, std::string("BEGIN;") + kV2Schema + "COMMIT;");
+  jobsched_test::write_python_schema(db, version);
 
   fixture.jobs = fixture_jobs(version);
   const std::string insert =

@@ -13,6 +13,7 @@
 #include <jobsched/jobsched.hpp>
 
 #include "catch.hpp"
+#include "support/python_files.hpp"
 #include "support/query_plan.hpp"
 #include "support/temp_file.hpp"
 
@@ -25,6 +26,7 @@ namespace {
 using jobsched_test::exec_raw;
 using jobsched_test::open_raw;
 using jobsched_test::TempFile;
+using jobsched_test::write_v1_file;
 
 constexpr double kNow = 1'700'000'000.0;
 
@@ -96,42 +98,6 @@ void add_jobs(jobsched::Scheduler& scheduler, int count) {
       scheduler.complete_job(job.id, jobsched::from_unix_seconds(kNow - 1));
   }
   exec_raw(scheduler.handle(), "COMMIT");
-}
-
-/// A version-1 file as the seed wrote it, with `count` jobs (most completed).
-void write_v1_file(const std::string& path, int count) {
-  auto owner = open_raw(path);
-  sqlite3* db = owner.get();
-  exec_raw(db, "PRAGMA journal_mode = WAL");
-  exec_raw(db,
-           "BEGIN;"
-           "CREATE TABLE job (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB,"
-           " created_at REAL NOT NULL, starts_at REAL NOT NULL, expires_at REAL,"
-           " completed_at REAL,"
-           " CONSTRAINT job_must_be_created_before_start CHECK (created_at <= starts_at),"
-           " CONSTRAINT job_must_start_before_expiration"
-           " CHECK (expires_at IS NULL OR starts_at <= expires_at));"
-           "CREATE INDEX ix_job_starts_at_expires_at ON job (starts_at, expires_at);"
-           "COMMIT;"
-           "BEGIN;"
-           "DROP INDEX ix_job_starts_at_expires_at;"
-           "CREATE INDEX ix_job_completed_at_expires_at ON job (completed_at, expires_at);"
-           "CREATE TABLE job_schema (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-           "INSERT INTO job_schema (key, value) VALUES ('version', 1);"
-           "COMMIT;");
-  exec_raw(db,
-           "BEGIN;"
-           "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < " +
-               std::to_string(count - 1) +
-               ")"
-               " INSERT INTO job (data, created_at, starts_at, expires_at, completed_at)"
-               " SELECT 'python', 1690000000.0 + i, 1690000000.0 + i + (i % 5) * 60,"
-               "  CASE WHEN i % 3 = 0 THEN 1690000000.0 + i + 600 END,"
-               "  CASE WHEN i % 4 != 0 THEN 1690000100.0 + i END"
-               " FROM n;"
-               "COMMIT;");
-  // The seed's own statistics, if it had ever run ANALYZE.
-  exec_raw(db, "ANALYZE");
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 
 #include <jobsched/jobsched.hpp>
 
+#include "python_files.hpp"
 #include "temp_file.hpp"
 
 namespace jobsched_test::faults {
@@ -469,27 +470,9 @@ inline void write_v2_fixture(const std::string& path) {
   auto owner = jobsched_test::open_raw(path);
   sqlite3* db = owner.get();
   jobsched_test::exec_raw(db, "PRAGMA journal_mode = WAL");
+  jobsched_test::write_python_schema(db, 2);
   jobsched_test::exec_raw(
       db,
-      "BEGIN;"
-      "CREATE TABLE job (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB,"
-      " created_at REAL NOT NULL, starts_at REAL NOT NULL, expires_at REAL, completed_at REAL,"
-      " CONSTRAINT job_must_be_created_before_start CHECK (created_at <= starts_at),"
-      " CONSTRAINT job_must_start_before_expiration"
-      " CHECK (expires_at IS NULL OR starts_at <= expires_at));"
-      "CREATE INDEX ix_job_starts_at_expires_at ON job (starts_at, expires_at);"
-      "COMMIT;"
-      "BEGIN;"
-      "DROP INDEX ix_job_starts_at_expires_at;"
-      "CREATE INDEX ix_job_completed_at_expires_at ON job (completed_at, expires_at);"
-      "CREATE TABLE job_schema (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-      "INSERT INTO job_schema (key, value) VALUES ('version', 0);"
-      "UPDATE job_schema SET value = 1 WHERE key = 'version';"
-      "COMMIT;"
-      "BEGIN;"
-      "ALTER TABLE job ADD COLUMN locked_at REAL;"
-      "UPDATE job_schema SET value = 2 WHERE key = 'version';"
-      "COMMIT;"
       "BEGIN;"
       "INSERT INTO job (data, created_at, starts_at) VALUES ('text', 0, 0);"
       "INSERT INTO job (data, created_at, starts_at, completed_at)"

@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -367,4 +369,316 @@ TEST_CASE("Four threads with their own schedulers lock 2,000 jobs, each exactly 
   auto check = open_raw(file.path());
   CHECK(query_int(check.get(), "SELECT count(*) FROM job WHERE locked_at IS NULL") == 0);
   CHECK(query_int(check.get(), "SELECT count(*) FROM job WHERE locked_at = 100") == job_total);
+}
+
+// ---- Every write call inside the host's transaction --------------------------------------------
+
+namespace {
+
+using jobsched::Seconds;
+
+constexpr double kHostNow = 1'700'000'000.0;
+
+/// Every row of every table, in a fixed order, each value with its storage class: two equal
+/// dumps mean the database holds exactly the same data.
+std::string dump_tables(sqlite3* db) {
+  std::vector<std::string> tables;
+  {
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+                               -1, &stmt, nullptr) == SQLITE_OK);
+    while (sqlite3_step(stmt) == SQLITE_ROW)
+      tables.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+    sqlite3_finalize(stmt);
+  }
+  std::string dump;
+  for (const std::string& table : tables) {
+    dump += "table " + table + "\n";
+    sqlite3_stmt* stmt = nullptr;
+    const std::string sql = "SELECT * FROM \"" + table + "\" ORDER BY 1";
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
+    int rc = 0;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      for (int column = 0; column < sqlite3_column_count(stmt); ++column) {
+        const int type = sqlite3_column_type(stmt, column);
+        dump += std::to_string(type) + ":";
+        if (type == SQLITE_FLOAT) {
+          char text[40];
+          std::snprintf(text, sizeof text, "%.17g", sqlite3_column_double(stmt, column));
+          dump += text;
+        } else if (type != SQLITE_NULL) {
+          const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt, column));
+          dump.append(bytes != nullptr ? bytes : "",
+                      static_cast<std::size_t>(sqlite3_column_bytes(stmt, column)));
+        }
+        dump += "|";
+      }
+      dump += "\n";
+    }
+    sqlite3_finalize(stmt);
+    REQUIRE(rc == SQLITE_DONE);
+  }
+  return dump;
+}
+
+/// The host's own statement: its result code, never an exception, so a failed ROLLBACK is
+/// reported as such.
+int host_exec(sqlite3* db, const char* sql) {
+  return sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+}
+
+/// The jobs every row starts from, on a clock pinned at kHostNow (ids in brackets).
+struct HostJobs {
+  std::int64_t failed = 0;   // failed for good (its only attempt failed)
+  std::int64_t due = 0;      // due and free: the next job, and the one claimed first
+  std::int64_t done = 0;     // completed
+  std::int64_t expired = 0;  // expired at kHostNow
+  std::int64_t mail = 0;     // due, in queue "mail"
+  std::int64_t locked = 0;   // locked with lock_job
+  std::int64_t once = 0;     // due, in queue "once", one attempt allowed
+  std::int64_t later = 0;    // starts in the future
+  std::int64_t next_id = 0;  // the id the next add_job gives
+  std::optional<jobsched::Claim> claim;  // a live claim, when the row made one
+};
+
+jobsched::JobOptions host_job(double starts, const std::string& queue = "",
+                              std::optional<double> expires = std::nullopt) {
+  jobsched::JobOptions options;
+  options.created_at = at(kHostNow - 1000);
+  options.starts_at = at(starts);
+  if (expires)
+    options.expires_at = at(*expires);
+  options.queue = queue;
+  return options;
+}
+
+HostJobs add_host_jobs(Scheduler& scheduler) {
+  HostJobs jobs;
+  jobsched::JobOptions one_attempt = host_job(kHostNow - 900, "failing");
+  one_attempt.max_attempts = 1;
+  jobs.failed = scheduler.add_job("failed", one_attempt).id;
+  const auto claimed = scheduler.claim_next_job(Seconds{60}, {"failing"});
+  REQUIRE(claimed.has_value());
+  REQUIRE(scheduler.fail(claimed->claim, "its only attempt"));
+  REQUIRE(scheduler.get_job(jobs.failed)->is_failed());
+
+  jobs.due = scheduler.add_job("due", host_job(kHostNow - 100)).id;
+  jobs.done = scheduler.add_job("done", host_job(kHostNow - 500)).id;
+  REQUIRE(scheduler.complete_job(jobs.done, at(kHostNow - 5)));
+  jobs.expired = scheduler.add_job("expired", host_job(kHostNow - 200, "", kHostNow - 10)).id;
+  jobs.mail = scheduler.add_job("mail", host_job(kHostNow - 50, "mail")).id;
+  jobs.locked = scheduler.add_job("locked", host_job(kHostNow - 300)).id;
+  REQUIRE(scheduler.lock_job(jobs.locked));
+  jobsched::JobOptions once = host_job(kHostNow - 10, "once");
+  once.max_attempts = 1;
+  jobs.once = scheduler.add_job("once", once).id;
+  jobs.later = scheduler.add_job("later", host_job(kHostNow + 1000)).id;
+  jobs.next_id = jobs.later + 1;
+  return jobs;
+}
+
+/// One write call: what it needs first (outside any transaction), the call with a check of
+/// its answer (inside the host's transaction), and a check of its change once committed (on
+/// a second connection).
+struct WriteCall {
+  const char* name;
+  std::function<void(Scheduler&, HostJobs&)> prepare;
+  std::function<void(Scheduler&, HostJobs&)> call;
+  std::function<void(Scheduler&, const HostJobs&)> committed;
+};
+
+void claim_due(Scheduler& scheduler, HostJobs& jobs) {
+  const auto claimed = scheduler.claim_next_job(Seconds{30});
+  REQUIRE(claimed.has_value());
+  REQUIRE(claimed->job.id == jobs.due);
+  jobs.claim = claimed->claim;
+}
+
+void claim_once(Scheduler& scheduler, HostJobs& jobs) {
+  const auto claimed = scheduler.claim_next_job(Seconds{30}, {"once"});
+  REQUIRE(claimed.has_value());
+  REQUIRE(claimed->job.id == jobs.once);
+  jobs.claim = claimed->claim;
+}
+
+std::vector<WriteCall> write_calls() {
+  const auto nothing = [](Scheduler&, HostJobs&) {};
+  return {
+      {"add_job", nothing,
+       [](Scheduler& s, HostJobs& j) {
+         const jobsched::Job job = s.add_job("new", host_job(kHostNow + 5));
+         CHECK(job.id == j.next_id);
+         CHECK(job.starts_at == at(kHostNow + 5));
+       },
+       [](Scheduler& s, const HostJobs& j) {
+         const auto job = s.get_job(j.next_id);
+         REQUIRE(job.has_value());
+         CHECK(job->data == jobsched::Payload("new"));
+       }},
+      {"add_job_from_now", nothing,
+       [](Scheduler& s, HostJobs& j) {
+         const jobsched::Job job = s.add_job_from_now("from now", Seconds{60});
+         CHECK(job.id == j.next_id);
+         CHECK(job.starts_at == at(kHostNow + 60));
+       },
+       [](Scheduler& s, const HostJobs& j) {
+         const auto job = s.get_job(j.next_id);
+         REQUIRE(job.has_value());
+         CHECK(job->starts_at == at(kHostNow + 60));
+       }},
+      {"complete_job", nothing,
+       [](Scheduler& s, HostJobs& j) { CHECK(s.complete_job(j.due)); },
+       [](Scheduler& s, const HostJobs& j) {
+         CHECK(s.get_job(j.due)->completed_at == at(kHostNow));
+       }},
+      {"delete_job", nothing, [](Scheduler& s, HostJobs& j) { CHECK(s.delete_job(j.later)); },
+       [](Scheduler& s, const HostJobs& j) { CHECK_FALSE(s.get_job(j.later).has_value()); }},
+      {"delete_completed_jobs", nothing,
+       [](Scheduler& s, HostJobs&) { CHECK(s.delete_completed_jobs() == 1); },
+       [](Scheduler& s, const HostJobs& j) { CHECK_FALSE(s.get_job(j.done).has_value()); }},
+      {"delete_expired_jobs", nothing,
+       [](Scheduler& s, HostJobs&) { CHECK(s.delete_expired_jobs() == 1); },
+       [](Scheduler& s, const HostJobs& j) { CHECK_FALSE(s.get_job(j.expired).has_value()); }},
+      {"lock_job", nothing, [](Scheduler& s, HostJobs& j) { CHECK(s.lock_job(j.due)); },
+       [](Scheduler& s, const HostJobs& j) {
+         CHECK(s.get_job(j.due)->locked_at == at(kHostNow));
+       }},
+      {"unlock_job", nothing, [](Scheduler& s, HostJobs& j) { CHECK(s.unlock_job(j.locked)); },
+       [](Scheduler& s, const HostJobs& j) {
+         CHECK_FALSE(s.get_job(j.locked)->locked_at.has_value());
+       }},
+      {"lock_next_job", nothing,
+       [](Scheduler& s, HostJobs& j) {
+         const auto job = s.lock_next_job();
+         REQUIRE(job.has_value());
+         CHECK(job->id == j.due);
+       },
+       [](Scheduler& s, const HostJobs& j) {
+         CHECK(s.get_job(j.due)->locked_at == at(kHostNow));
+       }},
+      {"claim_next_job", nothing,
+       [](Scheduler& s, HostJobs& j) {
+         const auto claimed = s.claim_next_job(Seconds{30});
+         REQUIRE(claimed.has_value());
+         CHECK(claimed->job.id == j.due);
+         CHECK(claimed->job.attempts == 1);
+       },
+       [](Scheduler& s, const HostJobs& j) {
+         const jobsched::Job job = *s.get_job(j.due);
+         CHECK(job.attempts == 1);
+         CHECK(job.lease_until == at(kHostNow + 30));
+       }},
+      {"claim_next_job with queues", nothing,
+       [](Scheduler& s, HostJobs& j) {
+         const auto claimed = s.claim_next_job(Seconds{30}, {"mail"});
+         REQUIRE(claimed.has_value());
+         CHECK(claimed->job.id == j.mail);
+       },
+       [](Scheduler& s, const HostJobs& j) {
+         CHECK(s.get_job(j.mail)->lease_until == at(kHostNow + 30));
+       }},
+      {"complete", claim_due, [](Scheduler& s, HostJobs& j) { CHECK(s.complete(*j.claim)); },
+       [](Scheduler& s, const HostJobs& j) {
+         const jobsched::Job job = *s.get_job(j.due);
+         CHECK(job.completed_at == at(kHostNow));
+         CHECK_FALSE(job.locked_at.has_value());
+       }},
+      {"fail, to be retried", claim_due,
+       [](Scheduler& s, HostJobs& j) { CHECK(s.fail(*j.claim, "try again")); },
+       [](Scheduler& s, const HostJobs& j) {
+         const jobsched::Job job = *s.get_job(j.due);
+         CHECK(job.last_error == std::optional<std::string>("try again"));
+         CHECK_FALSE(job.is_failed());
+         CHECK(job.starts_at > at(kHostNow));
+       }},
+      {"fail, for good", claim_once,
+       [](Scheduler& s, HostJobs& j) { CHECK(s.fail(*j.claim, "last try")); },
+       [](Scheduler& s, const HostJobs& j) {
+         const jobsched::Job job = *s.get_job(j.once);
+         CHECK(job.failed_at == at(kHostNow));
+         CHECK(job.last_error == std::optional<std::string>("last try"));
+       }},
+      {"extend", claim_due,
+       [](Scheduler& s, HostJobs& j) {
+         CHECK(s.extend(*j.claim, Seconds{120}));
+         CHECK(j.claim->lease_until == at(kHostNow + 120));
+       },
+       [](Scheduler& s, const HostJobs& j) {
+         CHECK(s.get_job(j.due)->lease_until == at(kHostNow + 120));
+       }},
+      {"release", claim_due, [](Scheduler& s, HostJobs& j) { CHECK(s.release(*j.claim)); },
+       [](Scheduler& s, const HostJobs& j) {
+         const jobsched::Job job = *s.get_job(j.due);
+         CHECK_FALSE(job.locked_at.has_value());
+         CHECK(job.attempts == 0);
+       }},
+      {"retry_job", nothing, [](Scheduler& s, HostJobs& j) { CHECK(s.retry_job(j.failed)); },
+       [](Scheduler& s, const HostJobs& j) {
+         const jobsched::Job job = *s.get_job(j.failed);
+         CHECK_FALSE(job.is_failed());
+         CHECK(job.attempts == 0);
+       }},
+      {"delete_failed_jobs", nothing,
+       [](Scheduler& s, HostJobs&) { CHECK(s.delete_failed_jobs() == 1); },
+       [](Scheduler& s, const HostJobs& j) { CHECK_FALSE(s.get_job(j.failed).has_value()); }},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("Every write call inside the host's transaction rolls back and commits with it",
+          "[transactions]") {
+  for (const WriteCall& write : write_calls()) {
+    for (const char* end : {"ROLLBACK", "COMMIT"}) {
+      DYNAMIC_SECTION(write.name << ", then the host runs " << end) {
+        TempFile file("transactions-host");
+        jobsched_test::PinnedClock clock;
+        clock.set(kHostNow);
+        Scheduler scheduler = Scheduler::open(file.path(), clock.options());
+        sqlite3* host = scheduler.handle();
+        exec_raw(host, "CREATE TABLE host_orders (id INTEGER PRIMARY KEY, item TEXT)");
+        HostJobs jobs = add_host_jobs(scheduler);
+        write.prepare(scheduler, jobs);
+        const std::string before = dump_tables(host);
+
+        REQUIRE(host_exec(host, "BEGIN") == SQLITE_OK);
+        REQUIRE(host_exec(host, "INSERT INTO host_orders (item) VALUES ('book')") == SQLITE_OK);
+        write.call(scheduler, jobs);
+        // The call joined the host's transaction and left it open.
+        CHECK(sqlite3_get_autocommit(host) == 0);
+        auto other = open_raw(file.path());
+        CHECK(dump_tables(other.get()) == before);  // nothing visible before the host ends
+        const std::string inside = dump_tables(host);
+        CHECK(inside != before);
+
+        const int rc = host_exec(host, end);
+        INFO("the host's " << end << ": " << sqlite3_errstr(rc) << " (" << sqlite3_errmsg(host)
+                           << ")");
+        CHECK(rc == SQLITE_OK);
+        CHECK(sqlite3_get_autocommit(host) != 0);
+        if (std::string(end) == "ROLLBACK") {
+          CHECK(dump_tables(host) == before);
+          CHECK(dump_tables(other.get()) == before);
+          // The scheduler still works: the same call, now on its own, gives the same answer
+          // and commits.
+          HostJobs again = jobs;
+          write.call(scheduler, again);
+          CHECK(sqlite3_get_autocommit(host) != 0);
+          Scheduler second = Scheduler::open(file.path(), clock.options());
+          write.committed(second, jobs);
+        } else {
+          CHECK(dump_tables(host) == inside);
+          CHECK(dump_tables(other.get()) == inside);
+          CHECK(query_int(other.get(), "SELECT count(*) FROM host_orders") == 1);
+          Scheduler second = Scheduler::open(file.path(), clock.options());
+          write.committed(second, jobs);
+        }
+        CHECK(sqlite3_get_autocommit(host) != 0);
+        // And another write on its own commits.
+        const jobsched::Job added = scheduler.add_job("after", host_job(kHostNow + 7));
+        CHECK(query_int(other.get(), "SELECT count(*) FROM job WHERE id = " +
+                                         std::to_string(added.id)) == 1);
+      }
+    }
+  }
 }

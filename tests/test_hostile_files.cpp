@@ -3,28 +3,37 @@
 // foreign `job` table, a newer version, a read-only file, a directory, nothing at all), open
 // and every operation after it end in a jobsched::Error or work; they never crash, never
 // throw another type, and a refused file is not written (its bytes stay identical and no
-// -wal or -journal file is left beside it).
+// -wal or -journal file is left beside it). Each truncated or corrupted file is tried in a
+// forked child under a time limit, so a crash or a hang fails that case by name.
 
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <iostream>
+#include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <jobsched/jobsched.hpp>
 
 #include "catch.hpp"
+#include "support/hostile.hpp"
+#include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
 namespace {
 
 using jobsched::Scheduler;
+using jobsched_test::ChildReport;
 using jobsched_test::exec_raw;
 using jobsched_test::open_raw;
 using jobsched_test::query_int;
@@ -39,6 +48,11 @@ jobsched::Options pinned() {
   options.clock = [] { return jobsched::from_unix_seconds(kNow); };
   options.busy_timeout = std::chrono::milliseconds(200);
   return options;
+}
+
+bool verbose() {
+  const char* value = std::getenv("JOBSCHED_HOSTILE_VERBOSE");
+  return value != nullptr && *value != '\0' && *value != '0';
 }
 
 bool exists(const std::string& path) {
@@ -148,50 +162,10 @@ void write_raw_file(const std::string& path, const std::string& sql) {
   exec_raw(db.get(), sql);
 }
 
-/// Runs every kind of operation; each must work or throw a jobsched::Error. Returns how many
-/// threw. Any other exception fails the test (Catch reports it), a crash stops the run.
+/// Runs every kind of operation (see support/hostile.hpp); returns how many threw a
+/// jobsched::Error.
 int exercise(Scheduler& scheduler) {
-  int errors = 0;
-  const auto attempt = [&](const std::function<void()>& operation) {
-    try {
-      operation();
-    } catch (const jobsched::Error&) {
-      ++errors;
-    }
-  };
-  const auto now = jobsched::from_unix_seconds(kNow);
-  attempt([&] { (void)scheduler.count_pending_jobs(); });
-  attempt([&] { (void)scheduler.next_job(); });
-  attempt([&] { (void)scheduler.seconds_until_next_job(); });
-  attempt([&] { (void)scheduler.seconds_until_next_job({"", "mail"}); });
-  for (std::int64_t id : {1, 2, 50, 150, 299, 300, 1000})
-    attempt([&] { (void)scheduler.get_job(id); });
-  attempt([&] { (void)scheduler.failed_jobs(); });
-  attempt([&] { (void)scheduler.add_job("new job"); });
-  attempt([&] {
-    const auto claimed =
-        scheduler.claim_next_job(jobsched::Seconds{30}, now + jobsched::Seconds{5});
-    if (claimed) {
-      jobsched::Claim claim = claimed->claim;
-      (void)scheduler.extend(claim, jobsched::Seconds{60});
-      (void)scheduler.fail(claim, "hostile");
-    }
-  });
-  attempt([&] {
-    const auto claimed = scheduler.claim_next_job(jobsched::Seconds{30}, {"mail"});
-    if (claimed)
-      (void)scheduler.complete(claimed->claim);
-  });
-  attempt([&] { (void)scheduler.lock_next_job(); });
-  attempt([&] { (void)scheduler.unlock_job(100); });
-  attempt([&] { (void)scheduler.complete_job(40); });
-  attempt([&] { (void)scheduler.retry_job(31); });
-  attempt([&] { (void)scheduler.delete_job(41); });
-  attempt([&] { (void)scheduler.delete_expired_jobs(now + jobsched::Seconds{100}); });
-  attempt([&] { (void)scheduler.delete_completed_jobs(); });
-  attempt([&] { (void)scheduler.delete_failed_jobs(); });
-  attempt([&] { (void)scheduler.data_version(); });
-  return errors;
+  return jobsched_test::exercise(scheduler, jobsched::from_unix_seconds(kNow));
 }
 
 /// The page size from an SQLite header (1 stands for 65536).
@@ -235,54 +209,131 @@ TEST_CASE("files that are not databases are refused with SchemaError and not wri
   }
 }
 
-// ---- Truncated -----------------------------------------------------------------------------
+// ---- Truncated and random bytes: each case in a child under a time limit ------------------
 
-TEST_CASE("a truncated jobsched file ends in jobsched errors, never a crash or a write",
-          "[hostile]") {
+namespace {
+
+/// In a forked child: whether the file is as `before` (bytes, and no -wal or -journal left).
+void report_unchanged(const std::string& path, const Snapshot& before,
+                      const std::string& after_what, ChildReport& report) {
+  const Snapshot after = snapshot(path);
+  if (after.bytes != before.bytes)
+    report.fail(after_what + " changed the file's bytes");
+  if (after.wal != before.wal || after.journal != before.journal)
+    report.fail(after_what + " left a -wal or -journal file");
+}
+
+/// Each case's limit: a few hundred milliseconds of work, so a hang fails it quickly.
+constexpr std::chrono::seconds kCaseLimit{10};
+
+bool starts_with(const std::string& text, const char* prefix) {
+  return text.rfind(prefix, 0) == 0;
+}
+
+/// In the child: open; reads only (they must not write); then every kind of call. Reports
+/// "REFUSED ...", or "READ <errors>" and "CALLS ...". Anything thrown but a jobsched::Error
+/// escapes, failing the case.
+void open_read_and_call(const std::string& path, ChildReport& report) {
+  const Snapshot before = snapshot(path);
+  std::optional<Scheduler> scheduler;
+  try {
+    scheduler.emplace(Scheduler::open(path, pinned()));
+  } catch (const jobsched::Error& error) {
+    report.line("REFUSED " + std::to_string(error.code()) + " " + error.what());
+    report_unchanged(path, before, "a refused open", report);
+    return;
+  }
+  int errors = 0;
+  const auto read = [&](const std::function<void()>& operation) {
+    try {
+      operation();
+    } catch (const jobsched::Error&) {
+      ++errors;
+    }
+  };
+  read([&] { (void)scheduler->count_pending_jobs(); });
+  read([&] { (void)scheduler->next_job(); });
+  read([&] { (void)scheduler->seconds_until_next_job(); });
+  for (std::int64_t id : {1, 150, 300})
+    read([&] { (void)scheduler->get_job(id); });
+  scheduler.reset();
+  report.line("READ " + std::to_string(errors));
+  // An empty file is a new database: open writes its schema. So is a 1-byte file: SQLite's
+  // unix VFS reports its size as 0 (a workaround for an OS X filesystem, in os_unix.c).
+  if (before.bytes.size() > 1)
+    report_unchanged(path, before, "opening and reading", report);
+  try {
+    scheduler.emplace(Scheduler::open(path, pinned()));
+  } catch (const jobsched::Error& error) {
+    report.line(std::string("CALLS none: opening again failed: ") + error.what());
+    return;
+  }
+  report.line("CALLS " + std::to_string(exercise(*scheduler)) + " threw a jobsched::Error");
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a jobsched file truncated at any length ends in jobsched errors or works, never a "
+    "crash, a hang or a write before a write call",
+    "[hostile]") {
   TempFile original("hostile-truncate-source");
   write_real_file(original.path());
   const std::string whole = read_bytes(original.path());
-  REQUIRE(whole.size() >= 8 * page_size_of(whole));
+  const std::size_t page = page_size_of(whole);
+  const std::size_t pages = whole.size() / page;
+  REQUIRE(pages >= 8);
 
-  for (const std::size_t size : {whole.size() / 2, std::size_t{100}}) {
-    DYNAMIC_SECTION("cut to " << size << " bytes") {
-      TempFile file("hostile-truncated");
-      write_bytes(file.path(), whole.substr(0, size));
-      const Snapshot before = snapshot(file.path());
-      std::optional<Scheduler> scheduler;
-      const Refusal refusal =
-          refusal_of([&] { scheduler.emplace(Scheduler::open(file.path(), pinned())); });
-      INFO("open: " << (refusal.thrown ? refusal.message : std::string("succeeded")));
-      if (size == 100) {
-        // Page 1 itself is cut: SQLite cannot read the schema.
-        CHECK(refusal.thrown);
-      }
-      if (scheduler) {
-        // Reads only: each works or reports the corruption.
-        int errors = 0;
-        const auto read = [&](const std::function<void()>& operation) {
-          try {
-            operation();
-          } catch (const jobsched::Error& error) {
-            ++errors;
-            UNSCOPED_INFO("read failed: " << error.what());
-          }
-        };
-        read([&] { (void)scheduler->count_pending_jobs(); });
-        read([&] { (void)scheduler->next_job(); });
-        read([&] { (void)scheduler->seconds_until_next_job(); });
-        for (std::int64_t id : {1, 150, 300})
-          read([&] { (void)scheduler->get_job(id); });
-        // Half the pages are gone: something must notice.
-        CHECK(errors > 0);
-        scheduler.reset();
-      }
-      check_unchanged(file.path(), before);
+  // Every page boundary and a few bytes either side, lengths inside page 1's 100-byte header,
+  // and odd lengths anywhere.
+  std::set<std::size_t> lengths = {1, 7, 15, 16, 17, 27, 28, 99, 100, 101, 511, 1023};
+  for (std::size_t boundary = 0; boundary <= whole.size(); boundary += page) {
+    for (const std::size_t length :
+         {boundary - 3, boundary - 1, boundary, boundary + 1, boundary + 3}) {
+      if (length < whole.size())  // boundary - 3 wraps around below 0: too big, skipped
+        lengths.insert(length);
     }
   }
-}
+  std::mt19937 random(11);
+  for (int i = 0; i < 16; ++i)
+    lengths.insert(std::uniform_int_distribution<std::size_t>(1, whole.size() / 2)(random) * 2 - 1);
 
-// ---- Random bytes in some pages ------------------------------------------------------------
+  std::map<std::string, int> outcomes;
+  for (const std::size_t length : lengths) {
+    const std::string name =
+        "cut to " + std::to_string(length) + " of " + std::to_string(whole.size()) + " bytes";
+    TempFile file("hostile-truncated");
+    write_bytes(file.path(), whole.substr(0, length));
+    const std::vector<std::string> lines = jobsched_test::run_case_in_child(
+        name, kCaseLimit, [&](ChildReport& report) { open_read_and_call(file.path(), report); });
+    const std::string outcome = lines.empty() ? std::string("no report") : lines.front();
+    INFO(name << ": " << outcome);
+    if (starts_with(outcome, "REFUSED")) {
+      ++outcomes["refused"];
+    } else {
+      ++outcomes[outcome == "READ 0" ? "opened, reads worked" : "opened, reads noticed"];
+      CHECK(starts_with(outcome, "READ "));
+      CHECK(lines.size() == 2);
+      if (lines.size() == 2)
+        CHECK(starts_with(lines[1], "CALLS "));
+    }
+    if (length > 1 && length <= 100) {
+      // Page 1's header is cut: SQLite cannot read the schema.
+      CHECK(starts_with(outcome, "REFUSED"));
+    }
+    if (length == whole.size() / 2 / page * page) {
+      // Half the pages are gone: a read must notice.
+      CHECK_FALSE(outcome == "READ 0");
+    }
+  }
+  std::string summary;
+  for (const auto& [outcome, count] : outcomes)
+    summary += " " + std::to_string(count) + " " + outcome + ";";
+  INFO(lengths.size() << " lengths:" << summary);
+  CHECK(outcomes["refused"] > 0);
+  if (verbose())
+    std::cout << "  [hostile] " << lengths.size() << " lengths:" << summary << "\n";
+}
 
 TEST_CASE("random bytes in some pages of a jobsched file end in jobsched errors or work",
           "[hostile]") {
@@ -293,48 +344,45 @@ TEST_CASE("random bytes in some pages of a jobsched file end in jobsched errors 
   const std::size_t pages = whole.size() / page;
   REQUIRE(pages >= 8);
 
+  std::map<std::string, int> outcomes;
   for (unsigned seed = 1; seed <= 24; ++seed) {
-    DYNAMIC_SECTION("seed " << seed) {
-      std::mt19937 random(seed);
-      std::string bytes = whole;
-      const auto pick = [&](std::size_t below) {
-        return std::uniform_int_distribution<std::size_t>(0, below - 1)(random);
-      };
-      // 1 to 4 pages, each hit by 1 to 64 random bytes, or overwritten in a run of up to
-      // 512; seed 1 to 4 aim at page 1 (the schema) past its 100-byte header.
-      const std::size_t hits = 1 + pick(4);
-      for (std::size_t h = 0; h < hits; ++h) {
-        const std::size_t target = seed <= 4 && h == 0 ? 0 : pick(pages);
-        const std::size_t begin = target * page + (target == 0 ? 100 : 0);
-        const std::size_t span = (target + 1) * page - begin;
-        if (pick(2) == 0) {
-          for (std::size_t n = 1 + pick(64); n > 0; --n)
-            bytes[begin + pick(span)] = static_cast<char>(pick(256));
-        } else {
-          const std::size_t length = 1 + pick(512);
-          const std::size_t at = begin + pick(span - std::min(span - 1, length));
-          for (std::size_t i = at; i < std::min(at + length, (target + 1) * page); ++i)
-            bytes[i] = static_cast<char>(pick(256));
-        }
+    std::mt19937 random(seed);
+    std::string bytes = whole;
+    const auto pick = [&](std::size_t below) {
+      return std::uniform_int_distribution<std::size_t>(0, below - 1)(random);
+    };
+    // 1 to 4 pages, each hit by 1 to 64 random bytes, or overwritten in a run of up to
+    // 512; seed 1 to 4 aim at page 1 (the schema) past its 100-byte header.
+    const std::size_t hits = 1 + pick(4);
+    for (std::size_t h = 0; h < hits; ++h) {
+      const std::size_t target = seed <= 4 && h == 0 ? 0 : pick(pages);
+      const std::size_t begin = target * page + (target == 0 ? 100 : 0);
+      const std::size_t span = (target + 1) * page - begin;
+      if (pick(2) == 0) {
+        for (std::size_t n = 1 + pick(64); n > 0; --n)
+          bytes[begin + pick(span)] = static_cast<char>(pick(256));
+      } else {
+        const std::size_t length = 1 + pick(512);
+        const std::size_t at = begin + pick(span - std::min(span - 1, length));
+        for (std::size_t i = at; i < std::min(at + length, (target + 1) * page); ++i)
+          bytes[i] = static_cast<char>(pick(256));
       }
-      TempFile file("hostile-corrupt");
-      write_bytes(file.path(), bytes);
-
-      std::optional<Scheduler> scheduler;
-      const Refusal refusal =
-          refusal_of([&] { scheduler.emplace(Scheduler::open(file.path(), pinned())); });
-      INFO("open: " << (refusal.thrown ? refusal.message : std::string("succeeded")));
-      if (scheduler) {
-        const int errors = exercise(*scheduler);
-        INFO("operations that threw a jobsched::Error: " << errors);
-        SUCCEED();
-      }
-      scheduler.reset();
-      // A refused open writes nothing.
-      if (refusal.thrown)
-        CHECK((read_bytes(file.path()) == bytes));
     }
+    const std::string name = "seed " + std::to_string(seed);
+    TempFile file("hostile-corrupt");
+    write_bytes(file.path(), bytes);
+    const std::vector<std::string> lines = jobsched_test::run_case_in_child(
+        name, kCaseLimit, [&](ChildReport& report) { open_read_and_call(file.path(), report); });
+    const std::string outcome = lines.empty() ? std::string("no report") : lines.front();
+    INFO(name << ": " << outcome);
+    ++outcomes[starts_with(outcome, "REFUSED") ? "refused" : "opened"];
+    CHECK((starts_with(outcome, "REFUSED") || starts_with(outcome, "READ ")));
   }
+  std::string summary;
+  for (const auto& [outcome, count] : outcomes)
+    summary += " " + std::to_string(count) + " " + outcome + ";";
+  if (verbose())
+    std::cout << "  [hostile] 24 seeds:" << summary << "\n";
 }
 
 // ---- A foreign `job` table -----------------------------------------------------------------

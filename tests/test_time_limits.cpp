@@ -82,7 +82,9 @@ class TimeLimitListener
     ::alarm(static_cast<unsigned>(limit + 0.5));
   }
 
-  void testCaseEnded(Catch::TestCaseStats const&) override { ::alarm(0); }
+  void testCaseEnded(Catch::TestCaseStats const&) override {
+    ::alarm(0);
+  }
 };
 
 }  // namespace

@@ -385,7 +385,8 @@ std::string dump_tables(sqlite3* db) {
   std::vector<std::string> tables;
   {
     sqlite3_stmt* stmt = nullptr;
-    REQUIRE(sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+    REQUIRE(sqlite3_prepare_v2(db,
+                               "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
                                -1, &stmt, nullptr) == SQLITE_OK);
     while (sqlite3_step(stmt) == SQLITE_ROW)
       tables.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
@@ -429,15 +430,15 @@ int host_exec(sqlite3* db, const char* sql) {
 
 /// The jobs every row starts from, on a clock pinned at kHostNow (ids in brackets).
 struct HostJobs {
-  std::int64_t failed = 0;   // failed for good (its only attempt failed)
-  std::int64_t due = 0;      // due and free: the next job, and the one claimed first
-  std::int64_t done = 0;     // completed
-  std::int64_t expired = 0;  // expired at kHostNow
-  std::int64_t mail = 0;     // due, in queue "mail"
-  std::int64_t locked = 0;   // locked with lock_job
-  std::int64_t once = 0;     // due, in queue "once", one attempt allowed
-  std::int64_t later = 0;    // starts in the future
-  std::int64_t next_id = 0;  // the id the next add_job gives
+  std::int64_t failed = 0;               // failed for good (its only attempt failed)
+  std::int64_t due = 0;                  // due and free: the next job, and the one claimed first
+  std::int64_t done = 0;                 // completed
+  std::int64_t expired = 0;              // expired at kHostNow
+  std::int64_t mail = 0;                 // due, in queue "mail"
+  std::int64_t locked = 0;               // locked with lock_job
+  std::int64_t once = 0;                 // due, in queue "once", one attempt allowed
+  std::int64_t later = 0;                // starts in the future
+  std::int64_t next_id = 0;              // the id the next add_job gives
   std::optional<jobsched::Claim> claim;  // a live claim, when the row made one
 };
 
@@ -526,8 +527,7 @@ std::vector<WriteCall> write_calls() {
          REQUIRE(job.has_value());
          CHECK(job->starts_at == at(kHostNow + 60));
        }},
-      {"complete_job", nothing,
-       [](Scheduler& s, HostJobs& j) { CHECK(s.complete_job(j.due)); },
+      {"complete_job", nothing, [](Scheduler& s, HostJobs& j) { CHECK(s.complete_job(j.due)); },
        [](Scheduler& s, const HostJobs& j) {
          CHECK(s.get_job(j.due)->completed_at == at(kHostNow));
        }},
@@ -540,9 +540,7 @@ std::vector<WriteCall> write_calls() {
        [](Scheduler& s, HostJobs&) { CHECK(s.delete_expired_jobs() == 1); },
        [](Scheduler& s, const HostJobs& j) { CHECK_FALSE(s.get_job(j.expired).has_value()); }},
       {"lock_job", nothing, [](Scheduler& s, HostJobs& j) { CHECK(s.lock_job(j.due)); },
-       [](Scheduler& s, const HostJobs& j) {
-         CHECK(s.get_job(j.due)->locked_at == at(kHostNow));
-       }},
+       [](Scheduler& s, const HostJobs& j) { CHECK(s.get_job(j.due)->locked_at == at(kHostNow)); }},
       {"unlock_job", nothing, [](Scheduler& s, HostJobs& j) { CHECK(s.unlock_job(j.locked)); },
        [](Scheduler& s, const HostJobs& j) {
          CHECK_FALSE(s.get_job(j.locked)->locked_at.has_value());
@@ -553,9 +551,7 @@ std::vector<WriteCall> write_calls() {
          REQUIRE(job.has_value());
          CHECK(job->id == j.due);
        },
-       [](Scheduler& s, const HostJobs& j) {
-         CHECK(s.get_job(j.due)->locked_at == at(kHostNow));
-       }},
+       [](Scheduler& s, const HostJobs& j) { CHECK(s.get_job(j.due)->locked_at == at(kHostNow)); }},
       {"claim_next_job", nothing,
        [](Scheduler& s, HostJobs& j) {
          const auto claimed = s.claim_next_job(Seconds{30});
@@ -676,8 +672,8 @@ TEST_CASE("Every write call inside the host's transaction rolls back and commits
         CHECK(sqlite3_get_autocommit(host) != 0);
         // And another write on its own commits.
         const jobsched::Job added = scheduler.add_job("after", host_job(kHostNow + 7));
-        CHECK(query_int(other.get(), "SELECT count(*) FROM job WHERE id = " +
-                                         std::to_string(added.id)) == 1);
+        CHECK(query_int(other.get(),
+                        "SELECT count(*) FROM job WHERE id = " + std::to_string(added.id)) == 1);
       }
     }
   }

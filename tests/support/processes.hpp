@@ -217,6 +217,27 @@ inline std::vector<std::string> check_child(const std::string& name, const Child
   return lines;
 }
 
+/// Runs `body(report)` (a ChildReport&) in a forked child under `limit`: a crash, a hang, a
+/// FAIL line or an exception escaping `body` fails the test, naming the case. Returns the
+/// report's other lines.
+template <class Body>
+std::vector<std::string> run_case_in_child(const std::string& name,
+                                           std::chrono::duration<double> limit, Body body) {
+  const ChildRun run =
+      run_in_child(Deadline(limit, "the case '" + name + "' to finish"), [&](int out) {
+        ChildReport report(out);
+        try {
+          body(report);
+        } catch (const std::exception& error) {
+          report.fail(std::string("an exception escaped: ") + error.what());
+        } catch (...) {
+          report.fail("an exception that is not a std::exception escaped");
+        }
+        return 0;
+      });
+  return check_child(name, run);
+}
+
 struct ProcessReports {
   std::map<std::int64_t, int> times_reported;  // id -> how many reports
   std::vector<int> exit_codes;                 // one per child; -1 when it did not exit

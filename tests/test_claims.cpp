@@ -24,6 +24,7 @@
 
 #include "catch.hpp"
 #include "support/checks.hpp"
+#include "support/deadline.hpp"
 #include "support/processes.hpp"
 #include "support/python_files.hpp"
 #include "support/scheduler_fixture.hpp"
@@ -795,24 +796,30 @@ TEST_CASE("four threads claiming and completing 2000 jobs claim each exactly onc
   std::vector<std::vector<std::int64_t>> claimed(kThreads);
   std::vector<int> refused(kThreads, 0);
   std::vector<std::string> errors(kThreads);
-  std::vector<std::thread> threads;
+  std::vector<jobsched_test::BoundedThread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       try {
         auto scheduler = Scheduler::open(file.path(), make_options());
-        while (auto job = scheduler.claim_next_job(Seconds{3600})) {
+        // More claims than jobs means a job came back: the loop would never end.
+        for (int claims = 0; claims <= kJobs; ++claims) {
+          const auto job = scheduler.claim_next_job(Seconds{3600});
+          if (!job)
+            return;
           claimed[static_cast<std::size_t>(t)].push_back(job->job.id);
           if (job->job.attempts != 1 || !scheduler.complete(job->claim)) {
             ++refused[static_cast<std::size_t>(t)];
           }
         }
+        errors[static_cast<std::size_t>(t)] = "claimed more jobs than there are";
       } catch (const std::exception& error) {
         errors[static_cast<std::size_t>(t)] = error.what();
       }
     });
   }
-  for (std::thread& thread : threads)
-    thread.join();
+  const jobsched_test::Deadline deadline(Seconds{60}, "four threads to drain 2000 jobs");
+  for (jobsched_test::BoundedThread& thread : threads)
+    thread.join(deadline);
 
   std::map<std::int64_t, int> times_claimed;
   for (int t = 0; t < kThreads; ++t) {
@@ -850,13 +857,17 @@ TEST_CASE("three processes claiming and completing 600 jobs claim each exactly o
   const auto reports = jobsched_test::run_in_processes(kProcesses, [&](const auto& report) {
     int status = 0;
     auto scheduler = Scheduler::open(file.path(), options);
-    while (auto job = scheduler.claim_next_job(Seconds{3600})) {
+    // More claims than jobs means a job came back: the loop would never end.
+    for (int claims = 0; claims <= kJobs; ++claims) {
+      const auto job = scheduler.claim_next_job(Seconds{3600});
+      if (!job)
+        return status;
       if (!scheduler.complete(job->claim))
         status = 3;
       if (!report(job->job.id))
         status = 2;
     }
-    return status;
+    return 4;
   });
   CHECK(reports.exit_codes == std::vector<int>(kProcesses, 0));
   CHECK(reports.times_reported.size() == static_cast<std::size_t>(kJobs));

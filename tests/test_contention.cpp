@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "support/deadline.hpp"
+#include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
 using jobsched::Scheduler;
@@ -194,6 +196,7 @@ Outcome run(const std::string& path, int processes, std::chrono::milliseconds bu
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
+      jobsched_test::die_with_parent();
       ::close(ready[0]);
       ::close(go[1]);
       ::close(out[0]);
@@ -204,13 +207,14 @@ Outcome run(const std::string& path, int processes, std::chrono::milliseconds bu
   ::close(ready[1]);
   ::close(go[0]);
   ::close(out[1]);
-  // Every child says ready once (even one that failed to open), so this ends; the poll
-  // timeout is only a safety net against a harness bug.
+  // Every child says ready once (even one that failed to open), so this ends; the deadline
+  // is only a safety net against a harness bug or an open that hangs.
   int ready_count = 0;
   char byte = 0;
+  const jobsched_test::Deadline ready_deadline(
+      20s, std::to_string(processes) + " children to open the file and say they are ready");
   while (ready_count < processes) {
-    pollfd readable{ready[0], POLLIN, 0};
-    if (::poll(&readable, 1, 20'000) <= 0 || ::read(ready[0], &byte, 1) != 1)
+    if (!jobsched_test::wait_readable(ready[0], ready_deadline) || ::read(ready[0], &byte, 1) != 1)
       break;
     ++ready_count;
   }
@@ -218,13 +222,20 @@ Outcome run(const std::string& path, int processes, std::chrono::milliseconds bu
     for (const pid_t pid : children)
       ::kill(pid, SIGKILL);
   }
+  INFO(ready_deadline.what() << ": " << ready_count << " did");
   CHECK(ready_count == processes);
   const auto started = std::chrono::steady_clock::now();
   ::close(go[1]);  // go
 
   Outcome outcome;
-  Counts counts;
-  while (::read(out[0], &counts, sizeof counts) == static_cast<ssize_t>(sizeof counts)) {
+  // A child may go on past run_for: a busy complete is retried for up to 20 s.
+  const jobsched_test::Deadline deadline(
+      run_for + 60s, std::to_string(processes) + " hammering processes to report");
+  std::string reported;
+  CHECK(jobsched_test::read_to_end(out[0], reported, deadline));
+  for (std::size_t at = 0; at + sizeof(Counts) <= reported.size(); at += sizeof(Counts)) {
+    Counts counts;
+    std::memcpy(&counts, reported.data() + at, sizeof counts);
     ++outcome.processes_reported;
     Counts& t = outcome.total;
     t.adds += counts.adds;
@@ -246,9 +257,10 @@ Outcome run(const std::string& path, int processes, std::chrono::milliseconds bu
   ::close(out[0]);
   ::close(ready[0]);
   for (const pid_t pid : children) {
-    int status = -1;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    const jobsched_test::ChildEnd end = jobsched_test::wait_for_child(pid, deadline);
+    if (end.hung)
+      FAIL_CHECK(deadline.failure() << ": a child hung");
+    if (end.exited && end.exit_code == 0)
       ++outcome.clean_exits;
   }
   auto scheduler = Scheduler::open(path);

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Four processes of four worker threads each drain one file: every job runs exactly once.
 
-#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,10 +9,11 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "catch.hpp"
+#include "support/deadline.hpp"
+#include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
 using jobsched::Job;
@@ -43,8 +43,10 @@ namespace {
           },
           options);
       auto scheduler = Scheduler::open(path, options.scheduler);
-      while (scheduler.count_pending_jobs() > 0) {
-        std::this_thread::sleep_for(20ms);
+      const jobsched_test::Deadline drained(60s, "the workers to drain the file");
+      if (!jobsched_test::wait_until(drained,
+                                     [&] { return scheduler.count_pending_jobs() == 0; })) {
+        status = 4;
       }
       worker.stop();
       if (worker.failed() != 0 || worker.stale() != 0) {
@@ -81,6 +83,7 @@ TEST_CASE("four processes of four worker threads drain 20000 jobs, each exactly 
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
+      jobsched_test::die_with_parent();
       ::close(pipe_fds[0]);
       drain_in_child(file.path(), pipe_fds[1]);
     }
@@ -93,17 +96,12 @@ TEST_CASE("four processes of four worker threads drain 20000 jobs, each exactly 
   std::int64_t unexpected = 0;
   int torn_reads = 0;
   std::int64_t total = 0;
-  const auto deadline = std::chrono::steady_clock::now() + 240s;
+  const jobsched_test::Deadline deadline(90s, "four processes to drain 20000 jobs");
   bool timed_out = false;
   for (;;) {
-    pollfd ready{pipe_fds[0], POLLIN, 0};
-    const int polled = ::poll(&ready, 1, 1000);
-    if (polled == 0) {
-      if (std::chrono::steady_clock::now() >= deadline) {
-        timed_out = true;
-        break;
-      }
-      continue;
+    if (!jobsched_test::wait_readable(pipe_fds[0], deadline)) {
+      timed_out = true;
+      break;
     }
     std::int64_t ids[512];
     const ssize_t got = ::read(pipe_fds[0], ids, sizeof ids);
@@ -129,13 +127,16 @@ TEST_CASE("four processes of four worker threads drain 20000 jobs, each exactly 
       ::kill(pid, SIGKILL);
     }
   }
+  // Each child closes the pipe as it exits.
+  const jobsched_test::Deadline exited(30s, "the children to exit once their pipe closed");
   for (const pid_t pid : children) {
-    int status = -1;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+    const jobsched_test::ChildEnd end = jobsched_test::wait_for_child(pid, exited);
+    INFO("a child " << end.describe() << " (4: jobs still pending after 60 s)");
+    CHECK(end.exited);
+    CHECK(end.exit_code == 0);
   }
-  REQUIRE_FALSE(timed_out);
+  if (timed_out)
+    FAIL(deadline.failure());
 
   CHECK(torn_reads == 0);
   CHECK(unexpected == 0);

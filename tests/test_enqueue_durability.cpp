@@ -22,12 +22,15 @@
 #include <thread>
 
 #include "catch.hpp"
+#include "support/deadline.hpp"
+#include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
 using jobsched::Scheduler;
 using jobsched::Synchronous;
 using jobsched_test::query_int;
 using jobsched_test::TempFile;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -106,6 +109,7 @@ TEST_CASE("every job whose add_job returned survives a SIGKILL of the adding pro
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
+      jobsched_test::die_with_parent();
       ::close(fds[0]);
       add_until_killed(file.path(), mode, round, fds[1]);
     }
@@ -140,16 +144,19 @@ TEST_CASE("every job whose add_job returned survives a SIGKILL of the adding pro
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
       open = read_available(static_cast<int>(std::clamp<long long>(left.count(), 1, 10)));
     }
-    CHECK(kill_at.has_value());
+    if (!kill_at)
+      FAIL_CHECK("gave up waiting: the child's first add did not return within 20 s");
     ::kill(pid, SIGKILL);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    while (read_available(-1)) {
-    }
+    const jobsched_test::ChildEnd end =
+        jobsched_test::wait_for_child(pid, jobsched_test::Deadline(10s, "the killed child to end"));
+    const jobsched_test::Deadline drained(10s, "the killed child's pipe to close");
+    while (open && !drained.passed())
+      open = read_available(drained.poll_ms());
     ::close(fds[0]);
+    INFO("the child " << end.describe());
+    CHECK_FALSE(open);
     // The child was killed adding, not stopped by an error.
-    CHECK(WIFSIGNALED(status));
-    CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+    CHECK(end.signal == SIGKILL);
     REQUIRE(bytes.size() % sizeof(Added) == 0);
 
     std::int64_t adds = 0, last_id = 0, duplicate_ids = 0;

@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "catch.hpp"
+#include "support/deadline.hpp"
 #include "support/temp_file.hpp"
 
 namespace {
@@ -161,7 +162,8 @@ TEST_CASE("A writer that lets go within the busy timeout is waited for", "[error
   Scheduler scheduler = Scheduler::open(file.path(), with_busy_timeout(std::chrono::seconds(10)));
 
   std::promise<void> locked;
-  std::thread holder([&file, &locked] {
+  std::future<void> lock_taken = locked.get_future();
+  jobsched_test::BoundedThread holder([&file, &locked] {
     auto other = open_raw(file.path());
     exec_raw(other.get(), "BEGIN IMMEDIATE");
     exec_raw(other.get(),
@@ -170,18 +172,15 @@ TEST_CASE("A writer that lets go within the busy timeout is waited for", "[error
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     exec_raw(other.get(), "COMMIT");
   });
-  locked.get_future().wait();
+  const jobsched_test::Deadline taken(std::chrono::seconds(10),
+                                      "the other connection to take the write lock");
+  if (lock_taken.wait_for(taken.remaining()) != std::future_status::ready)
+    FAIL(taken.failure());
 
   const auto started = Clock::now();
-  jobsched::Job job;
-  try {
-    job = scheduler.add_job("waited", jobsched_test::job_times(at(10), at(20)));
-  } catch (...) {
-    holder.join();
-    throw;
-  }
+  const jobsched::Job job = scheduler.add_job("waited", jobsched_test::job_times(at(10), at(20)));
   const double waited = elapsed_ms(started);
-  holder.join();
+  holder.join(jobsched_test::Deadline(std::chrono::seconds(10), "the other connection to commit"));
 
   INFO("waited " << waited << " ms");
   CHECK(waited >= 100.0);

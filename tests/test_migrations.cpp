@@ -22,6 +22,8 @@
 
 #include "catch.hpp"
 #include "support/checks.hpp"
+#include "support/deadline.hpp"
+#include "support/processes.hpp"
 #include "support/python_files.hpp"
 #include "support/temp_file.hpp"
 
@@ -419,6 +421,7 @@ std::vector<int> open_in_processes(const std::string& path, int count) {
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
+      jobsched_test::die_with_parent();
       ::close(start[1]);
       ::close(results[0]);
       char byte = 0;
@@ -443,17 +446,23 @@ std::vector<int> open_in_processes(const std::string& path, int count) {
   ::close(start[0]);
   ::close(results[1]);
   ::close(start[1]);  // go
+  const jobsched_test::Deadline deadline(std::chrono::seconds(60),
+                                         std::to_string(count) + " processes to open the file");
+  std::string bytes;
+  CHECK(jobsched_test::read_to_end(results[0], bytes, deadline));
+  ::close(results[0]);
   std::vector<int> reported;
-  std::int32_t value = 0;
-  while (::read(results[0], &value, sizeof value) == static_cast<ssize_t>(sizeof value)) {
+  for (std::size_t at = 0; at + sizeof(std::int32_t) <= bytes.size(); at += sizeof(std::int32_t)) {
+    std::int32_t value = 0;
+    std::memcpy(&value, bytes.data() + at, sizeof value);
     reported.push_back(value);
   }
-  ::close(results[0]);
   for (const pid_t pid : children) {
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+    const jobsched_test::ChildEnd end = jobsched_test::wait_for_child(pid, deadline);
+    INFO("a child " << end.describe());
+    CHECK_FALSE(end.hung);
+    CHECK(end.exited);
+    CHECK(end.exit_code == 0);
   }
   return reported;
 }
@@ -685,7 +694,7 @@ TEST_CASE("opening a rollback-journal file whose write lock another connection h
   const Fixture fixture = write_fixture(file.path(), 1, false);
   auto holder = open_raw(file.path());
   exec_raw(holder.get(), "BEGIN IMMEDIATE; UPDATE job SET data = data WHERE id = 1");
-  std::thread release([db = holder.get()] {
+  jobsched_test::BoundedThread release([db = holder.get()] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     exec_raw(db, "COMMIT");
   });
@@ -700,7 +709,7 @@ TEST_CASE("opening a rollback-journal file whose write lock another connection h
   }
   const double waited_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-  release.join();
+  release.join(jobsched_test::Deadline(std::chrono::seconds(10), "the lock holder to commit"));
   INFO("waited " << waited_ms << " ms; busy error: " << busy.value_or("none"));
   CHECK_FALSE(busy.has_value());
   CHECK(migrated_from == std::optional<int>(1));

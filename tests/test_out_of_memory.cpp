@@ -10,7 +10,8 @@
 // runs in a forked child that shuts SQLite down, installs the failing allocator (and turns
 // lookaside off, so that every allocation reaches it), and reports through a pipe.
 //
-// Set JOBSCHED_FAULTS_VERBOSE=1 to print one line per sweep.
+// Set JOBSCHED_FAULTS_VERBOSE=1 to print one line per sweep. With JOBSCHED_FAULTS_FULL=1
+// also set JOBSCHED_TEST_CASE_LIMIT=0: full sweeps outlast each test case's time limit.
 
 #include <sqlite3.h>
 #include <sys/types.h>
@@ -35,7 +36,9 @@
 #include <jobsched/jobsched.hpp>
 
 #include "catch.hpp"
+#include "support/deadline.hpp"
 #include "support/fault_vfs.hpp"
+#include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
 namespace {
@@ -530,6 +533,7 @@ std::string in_child(const std::function<void(Report&)>& body) {
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
+    jobsched_test::die_with_parent();
     ::close(fds[0]);
     {
       Report report(fds[1]);
@@ -549,25 +553,21 @@ std::string in_child(const std::function<void(Report&)>& body) {
     ::_exit(0);
   }
   ::close(fds[1]);
+  // The sampled sweeps take seconds; JOBSCHED_FAULTS_FULL's take minutes.
+  const jobsched_test::Deadline deadline(std::chrono::seconds(full_sweeps() ? 3600 : 60),
+                                         "the out-of-memory sweep in a child process to end");
   std::string output;
-  char buffer[4096];
-  for (;;) {
-    const ssize_t got = ::read(fds[0], buffer, sizeof buffer);
-    if (got < 0 && errno == EINTR)
-      continue;
-    if (got <= 0)
-      break;
-    output.append(buffer, static_cast<std::size_t>(got));
-  }
+  const bool ended = jobsched_test::read_to_end(fds[0], output, deadline);
   ::close(fds[0]);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  const jobsched_test::ChildEnd end = jobsched_test::wait_for_child(pid, deadline);
   INFO("child report:\n" << output);
-  CHECK(WIFEXITED(status));
-  if (WIFEXITED(status))
-    CHECK(WEXITSTATUS(status) == 0);
-  if (WIFSIGNALED(status))
-    FAIL_CHECK("the child died of signal " << WTERMSIG(status));
+  if (!ended || end.hung)
+    FAIL_CHECK(deadline.failure() << ": the child was SIGKILLed");
+  CHECK(end.exited);
+  if (end.exited)
+    CHECK(end.exit_code == 0);
+  if (end.signal != 0 && !end.hung)
+    FAIL_CHECK("the child " << end.describe());
   CHECK(output.find("DONE\n") != std::string::npos);
   return output;
 }

@@ -12,11 +12,13 @@
 #include <functional>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "catch.hpp"
+#include "support/deadline.hpp"
 #include "support/temp_file.hpp"
 
 namespace {
@@ -317,15 +319,26 @@ TEST_CASE("Four threads with their own schedulers lock 2,000 jobs, each exactly 
   std::vector<std::vector<std::int64_t>> locked(thread_total);
   std::vector<std::exception_ptr> failures(thread_total);
   std::atomic<int> ready{0};
-  std::vector<std::thread> threads;
+  std::vector<jobsched_test::BoundedThread> threads;
   for (int t = 0; t < thread_total; ++t) {
     threads.emplace_back([&, t] {
       try {
         Scheduler scheduler = Scheduler::open(file.path(), options);
         ++ready;
-        while (ready.load() < thread_total)
+        const jobsched_test::Deadline all_ready(std::chrono::seconds(30),
+                                                "the four threads to open their schedulers");
+        while (ready.load() < thread_total) {
+          if (all_ready.passed())
+            throw std::runtime_error(all_ready.failure());
           std::this_thread::yield();
-        while (const auto job = scheduler.lock_next_job(at(100))) {
+        }
+        // More locks than jobs means a lock did not hold: the loop would never end.
+        for (int locks = 0;; ++locks) {
+          if (locks > job_total)
+            throw std::runtime_error("locked more jobs than there are");
+          const auto job = scheduler.lock_next_job(at(100));
+          if (!job)
+            break;
           locked[static_cast<std::size_t>(t)].push_back(job->id);
           std::this_thread::yield();  // a moment of "work", so the threads interleave more
         }
@@ -335,8 +348,10 @@ TEST_CASE("Four threads with their own schedulers lock 2,000 jobs, each exactly 
       }
     });
   }
-  for (std::thread& thread : threads)
-    thread.join();
+  const jobsched_test::Deadline deadline(std::chrono::seconds(60),
+                                         "four threads to lock 2,000 jobs");
+  for (jobsched_test::BoundedThread& thread : threads)
+    thread.join(deadline);
   for (const std::exception_ptr& failure : failures) {
     if (failure)
       std::rethrow_exception(failure);

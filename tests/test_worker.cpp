@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "support/deadline.hpp"
+#include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
 using jobsched::Job;
@@ -30,17 +32,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// Polls `condition` every few milliseconds until it holds or `timeout` passes.
+/// Polls `condition` every few milliseconds until it holds or `timeout` (stretched in
+/// sanitizer builds) passes.
 template <class Condition>
 bool eventually(Condition condition, std::chrono::milliseconds timeout = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return condition();
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
+  return jobsched_test::wait_until(jobsched_test::Deadline(timeout, "a condition"), condition);
 }
 
 /// Job ids seen by a handler, from any thread.
@@ -153,10 +149,12 @@ TEST_CASE("a job added by another process wakes the worker at its next poll") {
   const pid_t child = ::fork();
   REQUIRE(child >= 0);
   if (child == 0) {
+    jobsched_test::die_with_parent();
     ::close(go[1]);
     char byte = 0;
     int status = 1;
-    if (::read(go[0], &byte, 1) == 1) {
+    if (jobsched_test::wait_readable(go[0], jobsched_test::Deadline(30s, "the word to add")) &&
+        ::read(go[0], &byte, 1) == 1) {
       try {
         auto scheduler = Scheduler::open(file.path());
         scheduler.add_job("from another process");
@@ -178,10 +176,11 @@ TEST_CASE("a job added by another process wakes the worker at its next poll") {
   const char byte = 1;
   REQUIRE(::write(go[1], &byte, 1) == 1);
   ::close(go[1]);
-  int status = -1;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
+  const jobsched_test::ChildEnd end =
+      jobsched_test::wait_for_child(child, jobsched_test::Deadline(30s, "the adding child to end"));
+  INFO("the child " << end.describe());
+  REQUIRE(end.exited);
+  REQUIRE(end.exit_code == 0);
   CHECK(eventually([&] { return worker.completed() == 1; }, 5s));
   CHECK(seen->size() == 1);
 }
@@ -258,7 +257,10 @@ TEST_CASE("a long handler keeps its lease alive with the heartbeat") {
       options);
   REQUIRE(eventually([&] { return started->load(); }, 10s));
   int tries = 0;
+  const jobsched_test::Deadline handler_done(10s, "the 1.2 s handler to finish");
   while (!finished->load()) {
+    if (handler_done.passed())
+      FAIL(handler_done.failure());
     CHECK_FALSE(scheduler.claim_next_job(Seconds{0.3}).has_value());
     ++tries;
     std::this_thread::sleep_for(50ms);
@@ -303,7 +305,9 @@ TEST_CASE("stop releases the claim of a handler stuck past the grace period") {
         file.path(),
         [started, let_go, returned](const Job&) {
           *started = true;
-          while (!let_go->load()) {
+          // Bounded, should the test fail before it lets go: a thread must not spin forever.
+          const jobsched_test::Deadline let_go_in_time(30s, "the test to let the handler go");
+          while (!let_go->load() && !let_go_in_time.passed()) {
             std::this_thread::sleep_for(5ms);
           }
           *returned = true;
@@ -341,16 +345,20 @@ TEST_CASE("destroying a running worker stops it") {
   scheduler.add_job_from_now("far away", Seconds{3600});
   auto started = std::make_shared<std::atomic<bool>>(false);
   auto self = std::make_shared<std::atomic<Worker*>>(nullptr);
+  auto saw_stop = std::make_shared<std::atomic<bool>>(false);
   {
     WorkerOptions options;
     options.threads = 3;
     Worker worker(
         file.path(),
-        [started, self](const Job&) {
+        [started, self, saw_stop](const Job&) {
           *started = true;
-          for (;;) {
+          // Bounded, should stop never come (then saw_stop stays false: the test fails).
+          const jobsched_test::Deadline stop_in_time(30s, "stop to be requested");
+          while (!stop_in_time.passed()) {
             const Worker* running = self->load();
             if (running != nullptr && running->stop_requested()) {
+              *saw_stop = true;
               return;
             }
             std::this_thread::sleep_for(5ms);
@@ -361,6 +369,7 @@ TEST_CASE("destroying a running worker stops it") {
     REQUIRE(eventually([&] { return started->load(); }, 10s));
   }
   // The handler saw stop_requested() and returned within the grace period.
+  CHECK(saw_stop->load());
   CHECK(scheduler.get_job(job.id)->is_completed());
 }
 

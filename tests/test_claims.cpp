@@ -291,8 +291,8 @@ TEST_CASE("a stale claim changes nothing once its lease ran out and another clai
   CHECK(f.scheduler.count_pending_jobs(at(kT + 32)) == 1);
   // The live claim still works.
   Claim live = second->claim;
-  CHECK(f.scheduler.extend(live, Seconds{10}, at(kT + 40)));
-  CHECK(live.lease_until == at(kT + 50));
+  CHECK(f.scheduler.extend(live, Seconds{30}, at(kT + 40)));
+  CHECK(live.lease_until == at(kT + 70));
   CHECK(f.scheduler.complete(live, at(kT + 41)));
   CHECK(stored(f.scheduler, job.id).completed_at == at(kT + 41));
 }
@@ -441,16 +441,20 @@ TEST_CASE("extending a claim moves its lease end and updates the claim") {
   CHECK_FALSE(f.scheduler.claim_next_job(Seconds{30}, at(kT + 119.5)).has_value());
   CHECK(f.scheduler.seconds_until_next_job(at(kT + 30))->delay == Seconds{90});
 
-  // Extending from the clock, and shortening.
+  // Extending from the clock. A shorter lease than the one left never moves it earlier: the
+  // claim is told the end that stands.
   f.clock.set(kT + 50);
   CHECK(f.scheduler.extend(claim, Seconds{5}));
-  CHECK(claim.lease_until == at(kT + 55));
-  CHECK(stored(f.scheduler, job.id).lease_until == at(kT + 55));
-  const auto again = f.scheduler.claim_next_job(Seconds{30}, at(kT + 55));
+  CHECK(claim.lease_until == at(kT + 120));
+  CHECK(stored(f.scheduler, job.id).lease_until == at(kT + 120));
+  CHECK(f.scheduler.extend(claim, Seconds{80}));
+  CHECK(claim.lease_until == at(kT + 130));
+  CHECK_FALSE(f.scheduler.claim_next_job(Seconds{30}, at(kT + 129)).has_value());
+  const auto again = f.scheduler.claim_next_job(Seconds{30}, at(kT + 130));
   REQUIRE(again.has_value());
   CHECK(again->job.attempts == 2);
-  CHECK_FALSE(f.scheduler.extend(claim, Seconds{100}, at(kT + 56)));
-  CHECK(claim.lease_until == at(kT + 55));
+  CHECK_FALSE(f.scheduler.extend(claim, Seconds{100}, at(kT + 131)));
+  CHECK(claim.lease_until == at(kT + 130));
 }
 
 TEST_CASE("releasing a claim frees the job at once without counting the attempt") {
@@ -542,7 +546,9 @@ TEST_CASE("a lease that is zero, negative, NaN or infinite is refused, naming it
   CHECK(stored(f.scheduler, abandoned.id) == abandoned_before);
   CHECK(stored(f.scheduler, due.id) == due_before);
   CHECK(f.changes() == changes);
-  CHECK_FALSE(stored(f.scheduler, abandoned.id).is_failed());
+  // Shown failed (its lease ran out on its only attempt), but not marked: nothing ran.
+  CHECK(stored(f.scheduler, abandoned.id).failed_at == at(kT - 5));
+  CHECK(query_int(f.scheduler.handle(), "SELECT count(*) FROM job WHERE failed_at IS NULL") == 2);
 }
 
 TEST_CASE("a claim naming an empty list of queues is refused") {
@@ -649,7 +655,8 @@ TEST_CASE("unlocking a claimed job frees it and makes its claim stale") {
   CHECK_FALSE(unlocked.lease_until.has_value());
   CHECK(unlocked.attempts == 1);
   CHECK(f.scheduler.next_job()->id == job.id);
-  CHECK_FALSE(f.scheduler.unlock_job(job.id));
+  CHECK(f.scheduler.unlock_job(job.id));  // true for any job that exists, as the successor
+  CHECK(stored(f.scheduler, job.id) == unlocked);
 
   CHECK_FALSE(f.scheduler.complete(claimed->claim));
   CHECK_FALSE(f.scheduler.fail(claimed->claim, "x"));

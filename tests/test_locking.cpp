@@ -52,7 +52,7 @@ TEST_CASE("a locked job is not next but still counts as pending") {
   CHECK(scheduler.next_job(at(5.0))->id == first.id);
 }
 
-TEST_CASE("lock_job and unlock_job say whether they changed anything") {
+TEST_CASE("lock_job says whether it locked; unlock_job whether the job exists, as the successor") {
   PinnedClock clock;
   auto scheduler = Scheduler::open(":memory:", clock.options());
   const Job pending = scheduler.add_job("p", starting(0));
@@ -60,7 +60,8 @@ TEST_CASE("lock_job and unlock_job say whether they changed anything") {
   const Job expired = scheduler.add_job("e", starting(0, 1));
   scheduler.complete_job(completed.id, at(0.5));
 
-  CHECK_FALSE(scheduler.unlock_job(pending.id));
+  CHECK(scheduler.unlock_job(pending.id));  // true for any job that exists, as the successor
+  CHECK_FALSE(scheduler.unlock_job(999));
   CHECK(scheduler.lock_job(pending.id, at(2.0)));
   CHECK_FALSE(scheduler.lock_job(pending.id, at(3.0)));
   CHECK(scheduler.get_job(pending.id)->locked_at == at(2.0));
@@ -68,7 +69,8 @@ TEST_CASE("lock_job and unlock_job say whether they changed anything") {
   CHECK_FALSE(scheduler.lock_job(expired.id, at(2.0)));
   CHECK_FALSE(scheduler.lock_job(999, at(2.0)));
   CHECK(scheduler.unlock_job(pending.id));
-  CHECK_FALSE(scheduler.unlock_job(pending.id));
+  CHECK(scheduler.unlock_job(pending.id));
+  CHECK_FALSE(scheduler.get_job(pending.id)->locked_at.has_value());
   CHECK(scheduler.lock_job(pending.id));
   CHECK(scheduler.get_job(pending.id)->locked_at == clock.now());
 }
@@ -98,7 +100,8 @@ TEST_CASE("completing a locked job unlocks it") {
   const auto stored = scheduler.get_job(job.id);
   CHECK(stored->completed_at == at(2.0));
   CHECK_FALSE(stored->locked_at.has_value());
-  CHECK_FALSE(scheduler.unlock_job(job.id));
+  CHECK(scheduler.unlock_job(job.id));
+  CHECK(*scheduler.get_job(job.id) == *stored);
 }
 
 TEST_CASE("four processes locking the next job never lock the same job twice") {

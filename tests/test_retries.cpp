@@ -536,8 +536,8 @@ TEST_CASE("the edges of a valid retry policy are accepted") {
   const Job job = scheduler.add_job("j", starting(kT - 1));
   const auto claimed = scheduler.claim_next_job(Seconds{1}, at(kT));
   REQUIRE(claimed.has_value());
-  CHECK(scheduler.fail(claimed->claim, "only", at(kT + 1)));
-  CHECK(scheduler.get_job(job.id)->failed_at == at(kT + 1));
+  CHECK(scheduler.fail(claimed->claim, "only", at(kT + 0.5)));
+  CHECK(scheduler.get_job(job.id)->failed_at == at(kT + 0.5));
 }
 
 TEST_CASE("a job whose retry settings cannot work is refused by add_job, storing nothing") {

@@ -136,34 +136,39 @@ void check_refused_everywhere(const std::string& name, const Action& action,
 }  // namespace
 
 TEST_CASE("add_job refuses created_at after starts_at and names both values", "[validation]") {
-  check_refused_everywhere("validation-created-after-starts",
-                           [](Scheduler& s) { s.add_job("x", times(10, 5)); },
-                           {"created_at (10)", "starts_at (5)"});
+  check_refused_everywhere(
+      "validation-created-after-starts", [](Scheduler& s) { s.add_job("x", times(10, 5)); },
+      {"created_at 1970-01-01T00:00:10Z (10)", "starts_at 1970-01-01T00:00:05Z (5)"});
   check_refused_everywhere("validation-created-after-starts-fraction",
                            [](Scheduler& s) { s.add_job("x", times(1700000000.5, 1700000000.25)); },
-                           {"created_at (1700000000.5)", "starts_at (1700000000.25)"});
+                           {"created_at 2023-11-14T22:13:20.5Z (1700000000.5)",
+                            "starts_at 2023-11-14T22:13:20.25Z (1700000000.25)"});
   // Without created_at, it defaults to now (1,000,000,000 on the pinned clock), so a
   // starts_at in the past is refused.
-  check_refused_everywhere("validation-default-created-after-starts",
-                           [](Scheduler& s) { s.add_job("x", times(std::nullopt, 100)); },
-                           {"created_at (1000000000)", "starts_at (100)"});
-  check_refused_everywhere("validation-negative-created-after-starts",
-                           [](Scheduler& s) { s.add_job("x", times(-5, -10)); },
-                           {"created_at (-5)", "starts_at (-10)"});
+  check_refused_everywhere(
+      "validation-default-created-after-starts",
+      [](Scheduler& s) { s.add_job("x", times(std::nullopt, 100)); },
+      {"created_at 2001-09-09T01:46:40Z (1000000000)", "starts_at 1970-01-01T00:01:40Z (100)"});
+  check_refused_everywhere(
+      "validation-negative-created-after-starts",
+      [](Scheduler& s) { s.add_job("x", times(-5, -10)); },
+      {"created_at 1969-12-31T23:59:55Z (-5)", "starts_at 1969-12-31T23:59:50Z (-10)"});
 }
 
 TEST_CASE("add_job refuses starts_at after expires_at and names both values", "[validation]") {
-  check_refused_everywhere("validation-starts-after-expires",
-                           [](Scheduler& s) { s.add_job("x", times(1, 5, 4)); },
-                           {"starts_at (5)", "expires_at (4)"});
+  check_refused_everywhere(
+      "validation-starts-after-expires", [](Scheduler& s) { s.add_job("x", times(1, 5, 4)); },
+      {"starts_at 1970-01-01T00:00:05Z (5)", "expires_at 1970-01-01T00:00:04Z (4)"});
   // starts_at defaults to created_at, which defaults to now.
   check_refused_everywhere(
       "validation-default-starts-after-expires",
       [](Scheduler& s) { s.add_job("x", times(std::nullopt, std::nullopt, 999999999.5)); },
-      {"starts_at (1000000000)", "expires_at (999999999.5)"});
-  check_refused_everywhere("validation-created-starts-after-expires",
-                           [](Scheduler& s) { s.add_job(nullptr, times(7, std::nullopt, 6)); },
-                           {"starts_at (7)", "expires_at (6)"});
+      {"starts_at 2001-09-09T01:46:40Z (1000000000)",
+       "expires_at 2001-09-09T01:46:39.5Z (999999999.5)"});
+  check_refused_everywhere(
+      "validation-created-starts-after-expires",
+      [](Scheduler& s) { s.add_job(nullptr, times(7, std::nullopt, 6)); },
+      {"starts_at 1970-01-01T00:00:07Z (7)", "expires_at 1970-01-01T00:00:06Z (6)"});
 }
 
 TEST_CASE(
@@ -212,7 +217,8 @@ TEST_CASE("A clock that returns NaN is refused wherever its time would be used",
     check_refused(scheduler, [&](Scheduler& s) { s.complete_job(job.id); },
                   {"completed_at", "nan"});
     CHECK(job_count(scheduler.handle()) == 1);
-    const auto stored = scheduler.get_job(job.id);
+    check_refused(scheduler, [&](Scheduler& s) { s.get_job(job.id); }, {"now", "nan"});
+    const auto stored = scheduler.get_job(job.id, at(3));
     REQUIRE(stored.has_value());
     CHECK_FALSE(stored->completed_at.has_value());
     CHECK(scheduler.count_pending_jobs(at(3)) == 1);
@@ -256,11 +262,12 @@ TEST_CASE("add_job_from_now refuses an expiry before the start and names both ti
   // On the pinned clock (1,000,000,000): starts 10 s from now, expires 5 s from now.
   check_refused_everywhere("validation-from-now-expiry-before-start",
                            [](Scheduler& s) { s.add_job_from_now("x", Seconds{10}, Seconds{5}); },
-                           {"starts_at (1000000010)", "expires_at (1000000005)"});
+                           {"starts_at 2001-09-09T01:46:50Z (1000000010)",
+                            "expires_at 2001-09-09T01:46:45Z (1000000005)"});
   check_refused_everywhere(
       "validation-from-now-expiry-before-start-created",
       [](Scheduler& s) { s.add_job_from_now("x", Seconds{3}, Seconds{1}, at(100)); },
-      {"starts_at (103)", "expires_at (101)"});
+      {"starts_at 1970-01-01T00:01:43Z (103)", "expires_at 1970-01-01T00:01:41Z (101)"});
 }
 
 TEST_CASE("Calls that take now refuse NaN and infinite times before touching the database",

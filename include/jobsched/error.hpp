@@ -10,7 +10,7 @@
 namespace jobsched {
 
 /// Every error jobsched throws. Carries SQLite's primary and extended result codes and,
-/// when a statement failed, its SQL text.
+/// when a statement failed, its SQL text (in sql(), not in the message).
 class Error : public std::runtime_error {
  public:
   Error(const std::string& message, int code, int extended_code, std::string sql = {})
@@ -32,8 +32,8 @@ class Error : public std::runtime_error {
   std::string sql_;
 };
 
-/// A bad argument (a time out of order, NaN, infinite, a negative duration), refused
-/// before any SQL ran. Its code is SQLITE_MISUSE.
+/// A bad argument (a time out of order, NaN, infinite or outside the years 1 to 9999, a
+/// negative duration, an empty path), refused before any SQL ran. Its code is SQLITE_MISUSE.
 class InvalidArgumentError : public Error {
  public:
   explicit InvalidArgumentError(const std::string& message)
@@ -58,6 +58,13 @@ class SchemaError : public Error {
 class IoError : public Error {
  public:
   using Error::Error;
+};
+
+/// The file, or its directory, cannot be written: refused at open (nothing is left behind),
+/// or a write call on a scheduler opened with Options::read_only.
+class ReadOnlyError : public IoError {
+ public:
+  using IoError::IoError;
 };
 
 /// A constraint in the database refused the change.

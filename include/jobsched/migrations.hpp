@@ -116,6 +116,25 @@ inline int read_schema_version(sqlite3* db) {
   return static_cast<int>(version);
 }
 
+// For a read-only scheduler on a file at an older version: a temporary view named `job`,
+// which SQLite finds before main.job, shows the old table with the columns it lacks at their
+// defaults (no lease, no attempt, the default queue), so that every read works unchanged. It
+// lives in the connection's temporary database: nothing is written to the file.
+inline void show_as_current(sqlite3* db, int version) {
+  std::string columns = version < 0
+                            ? "NULL AS id, NULL AS data, 0.0 AS created_at, 0.0 AS starts_at,"
+                              " NULL AS expires_at, NULL AS completed_at"
+                            : "id, data, created_at, starts_at, expires_at, completed_at";
+  columns += version >= 2 ? ", locked_at" : ", NULL AS locked_at";
+  columns +=
+      ", NULL AS lease_until, NULL AS claim_token, 0 AS attempts, NULL AS max_attempts,"
+      " NULL AS backoff_initial, NULL AS backoff_max, NULL AS last_error, NULL AS failed_at,"
+      " 0 AS priority, '' AS queue";
+  const std::string view =
+      "CREATE TEMP VIEW job AS SELECT " + columns + (version < 0 ? " LIMIT 0" : " FROM main.job");
+  exec(db, view.c_str());
+}
+
 // Brings the schema to the current version in one write transaction (joined through a
 // SAVEPOINT if the caller has one open). Reads the version again once the write lock is
 // held, so that of several connections opening an old file at once exactly one migrates.
@@ -137,7 +156,7 @@ inline std::optional<int> migrate(sqlite3* db) {
     } catch (const Error& error) {
       // A `job` table (or view) that is not the lineage's: the file is not a job database.
       throw SchemaError("jobsched: cannot upgrade the schema from version " + std::to_string(from) +
-                            " to " + std::to_string(migration.version) + ": " + error.what(),
+                            " to " + std::to_string(migration.version) + ": " + reason(error),
                         error.code(), error.extended_code(), error.sql());
     }
   }

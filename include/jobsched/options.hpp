@@ -29,6 +29,10 @@ struct Options {
   std::chrono::milliseconds busy_timeout{5000};
   /// Retries and backoff for failed claims, unless a job overrides them.
   RetryPolicy retry;
+  /// Open only to read, for inspection: never creates, migrates or writes the file (every
+  /// write call throws ReadOnlyError). A file at an older version is read as if upgraded
+  /// (see Scheduler::needs_upgrade).
+  bool read_only = false;
 };
 
 }  // namespace jobsched

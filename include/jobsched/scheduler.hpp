@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "claim.hpp"
+#include "detail/claim_order.hpp"
 #include "detail/connection_setup.hpp"
 #include "detail/job_row.hpp"
 #include "detail/sql.hpp"
@@ -39,37 +40,46 @@ namespace jobsched {
 class Scheduler {
  public:
   /// Opens (creating if needed) the database at `path`, or ":memory:", and upgrades its
-  /// schema. Files use WAL. Throws SchemaError for a file this build cannot use, IoError
-  /// when the file cannot be opened, and writes nothing to the file in either case. A
-  /// failed upgrade leaves the file as it was.
+  /// schema. Files use WAL. Throws InvalidArgumentError for an empty path, ReadOnlyError for
+  /// a file or directory this process cannot write, SchemaError for a file this build cannot
+  /// use, IoError when the file cannot be opened; every message names the path, and none of
+  /// these writes anything. A failed upgrade leaves the file as it was.
   static Scheduler open(const std::string& path, Options options = {}) {
-    detail::check_options(options);
-    sqlite3* raw = nullptr;
-    const int rc = sqlite3_open_v2(
-        path.c_str(), &raw,
-        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
-        nullptr);
-    detail::ConnectionPtr connection(raw, detail::ConnectionCloser{true});
-    if (rc != SQLITE_OK) {
-      detail::throw_code(raw != nullptr ? sqlite3_extended_errcode(raw) : rc,
-                         "jobsched: cannot open '" + path +
-                             "': " + (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+    detail::check_path(path);
+    try {
+      detail::check_sqlite_version(sqlite3_libversion_number());
+      detail::check_options(options);
+      return Scheduler(detail::open_connection(path, options.read_only), std::move(options));
+    } catch (const Error& error) {
+      rethrow_opening(error, path);
     }
-    return Scheduler(std::move(connection), std::move(options));
   }
 
   /// Uses a connection the host already has, set up and migrated as `open` does (extended
   /// result codes on, the busy timeout applied). With Ownership::owned the scheduler closes
   /// it, even when adopt throws; with borrowed the host must keep it open for the
-  /// scheduler's lifetime and close it afterwards.
+  /// scheduler's lifetime and close it afterwards. A read-only handle needs
+  /// Options::read_only.
   static Scheduler adopt(sqlite3* db, Ownership ownership, Options options = {}) {
     detail::ConnectionPtr connection(
         db, detail::ConnectionCloser{ownership == Ownership::owned,
                                      detail::clamped_milliseconds(options.busy_timeout)});
     if (db == nullptr)
       detail::throw_invalid("adopt() needs an open sqlite3 handle, got null");
-    detail::check_options(options);
-    return Scheduler(std::move(connection), std::move(options));
+    const char* file = sqlite3_db_filename(db, "main");
+    const std::string path = file == nullptr || *file == '\0' ? ":memory:" : file;
+    try {
+      detail::check_sqlite_version(sqlite3_libversion_number());
+      detail::check_options(options);
+      if (!options.read_only && sqlite3_db_readonly(db, "main") == 1) {
+        throw ReadOnlyError(std::string(detail::message_prefix) +
+                                "the handle is read-only (Options::read_only reads it)",
+                            SQLITE_READONLY, SQLITE_READONLY);
+      }
+      return Scheduler(std::move(connection), std::move(options));
+    } catch (const Error& error) {
+      rethrow_opening(error, path);
+    }
   }
 
   Scheduler(Scheduler&&) noexcept = default;
@@ -78,7 +88,7 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
   ~Scheduler() = default;
 
-  /// Adds a job and returns it as stored. Refuses NaN or infinite times and
+  /// Adds a job and returns it as stored. Refuses NaN, infinite and out-of-range times and
   /// created_at > starts_at > expires_at with InvalidArgumentError, before any SQL runs.
   Job add_job(Payload data, const JobOptions& options = {}) {
     const TimePoint created = options.created_at ? *options.created_at : now();
@@ -87,14 +97,14 @@ class Scheduler {
     detail::check_payload(data);
     detail::check_job_settings(options);
     {
-      detail::Run run(statements_.insert_job);
-      detail::bind_payload(run, 1, data);
-      run.bind(2, times.created_at).bind(3, times.starts_at);
-      detail::bind_optional(run, 4, times.expires_at);
-      run.bind(5, std::int64_t{options.priority}).bind_text(6, options.queue);
-      detail::bind_optional(run, 7, options.max_attempts);
-      detail::bind_optional(run, 8, options.initial_backoff);
-      detail::bind_optional(run, 9, options.max_backoff);
+      detail::Run run(writes().insert_job);
+      detail::bind_payload(run, 2, data);
+      run.bind(3, times.created_at).bind(4, times.starts_at);
+      detail::bind_optional(run, 5, times.expires_at);
+      run.bind(6, std::int64_t{options.priority}).bind_text(7, options.queue);
+      detail::bind_optional(run, 8, options.max_attempts);
+      detail::bind_optional(run, 9, options.initial_backoff);
+      detail::bind_optional(run, 10, options.max_backoff);
       run.execute();
     }
     Job job;
@@ -132,10 +142,12 @@ class Scheduler {
     return add_job(std::move(data), options);
   }
 
-  /// The job with this id, whatever its state; empty if there is none.
-  std::optional<Job> get_job(std::int64_t id) {
-    detail::Run run(statements_.select_job);
-    run.bind(1, id);
+  /// The job with this id, whatever its state at `now`, or empty if there is none. A job
+  /// whose lease ran out on its last attempt shows as failed at that lease's end.
+  std::optional<Job> get_job(std::int64_t id, std::optional<TimePoint> now = std::nullopt) {
+    detail::Run run(reads().select_job);
+    bind_now(run, checked_now(now));
+    run.bind(2, id);
     if (!run.step())
       return std::nullopt;
     return detail::read_job(run);
@@ -143,29 +155,28 @@ class Scheduler {
 
   /// The pending, unlocked job with the earliest start (then the lowest id), due or not.
   std::optional<Job> next_job(std::optional<TimePoint> now = std::nullopt) {
-    detail::Run run(statements_.select_next_job);
-    bind_default_max_attempts(run);
-    run.bind(1, checked_now(now));
+    detail::Run run(reads().select_next_job);
+    bind_now(run, checked_now(now));
     if (!run.step())
       return std::nullopt;
     return detail::read_job(run);
   }
 
-  /// The next job's id and the time until it can be claimed: its start, or for a claimed
-  /// job the end of its lease. Never negative (a late job's lateness is `now - starts_at`);
-  /// empty when no job is pending but locked ones.
+  /// The next job's id and the time until it can be claimed: next_job's job when one is due;
+  /// else whichever becomes free first, at its start or at the end of the lease that holds
+  /// it. Never negative (a late job's lateness is `now - starts_at`); empty when no job is
+  /// pending but locked ones.
   std::optional<JobDelay> seconds_until_next_job(std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    std::optional<Candidate> next;
+    std::optional<detail::Candidate> next;
     {
-      detail::Run run(statements_.select_next_start);
-      bind_default_max_attempts(run);
-      run.bind(1, at);
+      detail::Run run(reads().select_next_start);
+      bind_now(run, at);
       if (run.step())
-        next = Candidate{run.column_int64(0), 0, run.column_double(1)};
+        next = detail::Candidate{run.column_int64(0), 0, run.column_double(1)};
     }
-    keep_earliest(next, first_lease_end(at, nullptr));
-    return delay_until(next, at);
+    detail::keep_earliest(next, first_freed_by_lease(at, nullptr));
+    return detail::delay_until(next, at);
   }
 
   /// As above, counting only jobs in `queues`.
@@ -173,80 +184,84 @@ class Scheduler {
                                                  std::optional<TimePoint> now = std::nullopt) {
     check_queues(queues);
     const double at = checked_now(now);
-    std::optional<Candidate> next;
+    std::optional<detail::Candidate> next;
+    detail::ClaimOrderScan scan(reads());
     for (const std::string& queue : queues) {
-      for_each_priority(queue, [&](int priority) {
-        detail::Run run(statements_.first_free_in_level);
-        run.bind(1, at).bind_text(2, queue).bind(3, std::int64_t{priority});
+      scan.for_each_priority(queue, [&](int priority) {
+        detail::Run run(reads().first_free_in_level);
+        bind_now(run, at);
+        run.bind_text(2, queue).bind(3, std::int64_t{priority});
         if (run.step())
-          keep_earliest(next, Candidate{run.column_int64(0), priority, run.column_double(1)});
+          detail::keep_earliest(next,
+                                detail::Candidate{run.column_int64(0), 0, run.column_double(1)});
         return false;
       });
-      keep_earliest(next, first_lease_end(at, &queue));
+      detail::keep_earliest(next, first_freed_by_lease(at, &queue));
     }
-    return delay_until(next, at);
+    return detail::delay_until(next, at);
   }
 
-  /// How many jobs are neither completed nor expired at `now`, locked or not.
+  /// How many jobs are neither completed, failed nor expired at `now`, locked or not.
   std::int64_t count_pending_jobs(std::optional<TimePoint> now = std::nullopt) {
-    detail::Run run(statements_.count_pending_jobs);
-    run.bind(1, checked_now(now));
-    bind_default_max_attempts(run);
+    detail::Run run(reads().count_pending_jobs);
+    bind_now(run, checked_now(now));
     run.step();
     return run.column_int64(0);
   }
 
-  /// Marks the job completed (and ends any lock or claim on it). True when the job exists; a job
-  /// completed again stays completed at its first completion time.
+  /// Marks the job completed, whatever its state (ending any lock, claim or failure). True
+  /// when the job exists; a job completed again stays completed at its first completion time.
   bool complete_job(std::int64_t id, std::optional<TimePoint> completed_at = std::nullopt) {
     const double at = checked_now(completed_at, "completed_at");
-    detail::Run run(statements_.complete_job);
-    run.bind(1, id).bind(2, at);
+    detail::Run run(writes().complete_job);
+    run.bind(2, id).bind(3, at);
     return run.execute() > 0;
   }
 
   /// Deletes the job. True when it existed.
   bool delete_job(std::int64_t id) {
-    detail::Run run(statements_.delete_job);
-    run.bind(1, id);
+    detail::Run run(writes().delete_job);
+    run.bind(2, id);
     return run.execute() > 0;
   }
 
   /// Deletes every completed job; returns how many went.
   std::int64_t delete_completed_jobs() {
-    detail::Run run(statements_.delete_completed_jobs);
+    detail::Run run(writes().delete_completed_jobs);
     return run.execute();
   }
 
-  /// Deletes every job expired at `now` (completed jobs never expire); returns how many went.
+  /// Deletes every job expired at `now` (completed and failed jobs never expire); returns how
+  /// many went.
   std::int64_t delete_expired_jobs(std::optional<TimePoint> now = std::nullopt) {
-    detail::Run run(statements_.delete_expired_jobs);
-    run.bind(1, checked_now(now));
+    detail::Run run(writes().delete_expired_jobs);
+    bind_now(run, checked_now(now));
     return run.execute();
   }
 
   /// Locks a pending job that nobody holds so it no longer shows as next: a claim whose
   /// lease never runs out. True when this call locked it. unlock_job or complete_job ends it.
   bool lock_job(std::int64_t id, std::optional<TimePoint> now = std::nullopt) {
-    detail::Run run(statements_.lock_job);
-    bind_default_max_attempts(run);
-    run.bind(1, checked_now(now)).bind(2, id);
+    detail::Run run(writes().lock_job);
+    bind_now(run, checked_now(now));
+    run.bind(2, id);
     return run.execute() > 0;
   }
 
-  /// Ends the lock or claim on a job. True when it was held.
-  bool unlock_job(std::int64_t id) {
-    detail::Run run(statements_.unlock_job);
-    run.bind(1, id);
+  /// Ends the lock or claim on a job, if any. True when the job exists (held or not), as the
+  /// successor library answers.
+  bool unlock_job(std::int64_t id, std::optional<TimePoint> now = std::nullopt) {
+    detail::Run run(writes().unlock_job);
+    bind_now(run, checked_now(now));
+    run.bind(2, id);
     return run.execute() > 0;
   }
 
   /// Atomically locks and returns the job next_job(now) would return; empty if none.
   /// Of many schedulers calling it at once, each gets a different job.
   std::optional<Job> lock_next_job(std::optional<TimePoint> now = std::nullopt) {
-    detail::Run run(statements_.lock_next_job);
-    bind_default_max_attempts(run);
-    run.bind(1, checked_now(now));
+    detail::Run run(writes().lock_next_job);
+    bind_now(run, checked_now(now));
     if (!run.step())
       return std::nullopt;
     Job job = detail::read_job(run);
@@ -257,7 +272,7 @@ class Scheduler {
   /// Claims the due, free job that comes first (higher priority, then earlier start, then
   /// lower id) in any queue, leasing it for `lease`: no other claim gets it until the lease
   /// runs out, and then it counts as a failed attempt. Jobs whose lease ran out on their last
-  /// attempt are failed on the way. One write transaction; empty when nothing is due.
+  /// attempt are marked failed on the way. One write transaction; empty when nothing is due.
   std::optional<ClaimedJob> claim_next_job(Seconds lease,
                                            std::optional<TimePoint> now = std::nullopt) {
     return claim(lease, nullptr, now);
@@ -271,10 +286,12 @@ class Scheduler {
   }
 
   /// Completes a claimed job. False, changing nothing, when the claim is stale: its lease ran
-  /// out and the job was claimed again, or it was failed, released, unlocked or deleted.
+  /// out and the job was claimed again or failed (on its last attempt), or it was failed,
+  /// released, unlocked or deleted.
   bool complete(const Claim& claim, std::optional<TimePoint> now = std::nullopt) {
-    detail::Run run(statements_.complete_claim);
-    run.bind(1, checked_now(now)).bind(2, claim.job_id).bind(3, claim.token);
+    detail::Run run(writes().complete_claim);
+    bind_now(run, checked_now(now));
+    run.bind(2, claim.job_id).bind(3, claim.token);
     return run.execute() > 0;
   }
 
@@ -284,10 +301,12 @@ class Scheduler {
   bool fail(const Claim& claim, std::string_view error,
             std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    detail::WriteTransaction transaction(db(), &statements_.transaction);
+    detail::WriteStatements& write = writes();
+    detail::WriteTransaction transaction(db(), &write.transaction);
     std::optional<double> retry_at;
     {
-      detail::Run run(statements_.select_claimed);
+      detail::Run run(write.select_claimed);
+      bind_now(run, at);
       run.bind(2, claim.job_id).bind(3, claim.token);
       if (!run.step())
         return false;
@@ -306,50 +325,56 @@ class Scheduler {
         double when = at + backoff * (1.0 - policy.jitter * share(random_));
         if (run.column_type(5) != SQLITE_NULL)
           when = std::min(when, run.column_double(5));
+        when = std::min(when, detail::latest_time);
         retry_at = std::max(when, run.column_double(4));
       }
     }
-    detail::Run run(retry_at ? statements_.retry_later : statements_.fail_for_good);
-    run.bind(1, retry_at ? *retry_at : at).bind(2, claim.job_id).bind(3, claim.token);
-    run.bind_text(4, error);
+    detail::Run run(retry_at ? write.retry_later : write.fail_for_good);
+    bind_now(run, at);
+    run.bind(2, claim.job_id).bind(3, claim.token);
+    if (retry_at)
+      run.bind(4, *retry_at);
+    run.bind_text(5, error);
     run.execute();
     transaction.commit();
     return true;
   }
 
-  /// Extends a claim's lease to `lease` from now (a heartbeat), updating `claim`. False,
-  /// changing nothing, when the claim is stale.
+  /// Extends a claim's lease to `lease` from now (a heartbeat), updating `claim` to the end
+  /// stored. A lease never moves earlier: when `now + lease` is before its end, it stays.
+  /// False, changing nothing, when the claim is stale.
   bool extend(Claim& claim, Seconds lease, std::optional<TimePoint> now = std::nullopt) {
-    const double until = checked_now(now) + detail::checked_lease(lease);
-    detail::Run run(statements_.extend_claim);
-    run.bind(1, until).bind(2, claim.job_id).bind(3, claim.token);
-    if (run.execute() == 0)
+    const double at = checked_now(now);
+    const double until = lease_end(at, lease);
+    detail::Run run(writes().extend_claim);
+    bind_now(run, at);
+    run.bind(2, claim.job_id).bind(3, claim.token).bind(4, until);
+    if (!run.step())
       return false;
-    claim.lease_until = from_unix_seconds(until);
+    const double stored = run.column_double(0);
+    run.execute();  // finish the statement so its write commits now
+    claim.lease_until = from_unix_seconds(stored);
     return true;
   }
 
   /// Gives a claimed job back without counting the attempt: it is free again at once.
   /// False, changing nothing, when the claim is stale.
-  bool release(const Claim& claim) {
-    detail::Run run(statements_.release_claim);
+  bool release(const Claim& claim, std::optional<TimePoint> now = std::nullopt) {
+    detail::Run run(writes().release_claim);
+    bind_now(run, checked_now(now));
     run.bind(2, claim.job_id).bind(3, claim.token);
     return run.execute() > 0;
   }
 
-  /// Jobs that failed for good by `now`, oldest failure first. Marks first those whose
-  /// lease ran out on their last attempt (a write).
+  /// Jobs failed for good at `now`, in the order they failed (then by id). A read: jobs whose
+  /// lease ran out on their last attempt are listed, failed at that lease's end, whether or
+  /// not a write has marked them yet.
   std::vector<Job> failed_jobs(std::optional<TimePoint> now = std::nullopt) {
-    const double at = checked_now(now);
-    detail::WriteTransaction transaction(db(), &statements_.transaction);
-    fail_abandoned_jobs(at);
+    detail::Run run(reads().select_failed_jobs);
+    bind_now(run, checked_now(now));
     std::vector<Job> jobs;
-    {
-      detail::Run run(statements_.select_failed_jobs);
-      while (run.step())
-        jobs.push_back(detail::read_job(run));
-    }
-    transaction.commit();
+    while (run.step())
+      jobs.push_back(detail::read_job(run));
     return jobs;
   }
 
@@ -357,9 +382,10 @@ class Scheduler {
   /// error kept). A job whose expiry has passed stays expired. True when it was failed.
   bool retry_job(std::int64_t id, std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    detail::WriteTransaction transaction(db(), &statements_.transaction);
+    detail::WriteStatements& write = writes();
+    detail::WriteTransaction transaction(db(), &write.transaction);
     fail_abandoned_jobs(at);
-    detail::Run run(statements_.retry_job);
+    detail::Run run(write.retry_job);
     run.bind(1, at).bind(2, id);
     const bool retried = run.execute() > 0;
     transaction.commit();
@@ -369,9 +395,10 @@ class Scheduler {
   /// Deletes every job failed by `now`; returns how many went.
   std::int64_t delete_failed_jobs(std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    detail::WriteTransaction transaction(db(), &statements_.transaction);
+    detail::WriteStatements& write = writes();
+    detail::WriteTransaction transaction(db(), &write.transaction);
     fail_abandoned_jobs(at);
-    detail::Run run(statements_.delete_failed_jobs);
+    detail::Run run(write.delete_failed_jobs);
     const std::int64_t deleted = run.execute();
     transaction.commit();
     return deleted;
@@ -380,7 +407,7 @@ class Scheduler {
   /// A number that changes whenever another connection commits to the file: a cheap way
   /// to notice their new jobs (SQLite's `PRAGMA data_version`).
   std::int64_t data_version() {
-    detail::Run run(statements_.data_version);
+    detail::Run run(reads().data_version);
     run.step();
     return run.column_int64(0);
   }
@@ -391,54 +418,61 @@ class Scheduler {
   /// The scheduler's current time, from its clock.
   TimePoint now() const { return options_.clock ? options_.clock() : system_now(); }
 
-  /// The version this scheduler migrated the file from when it opened it, or empty when the
-  /// file was already current (or another connection migrated it first).
-  std::optional<int> migrated_from() const noexcept { return migrated_from_; }
+  /// The version this scheduler migrated the file from when it opened it: -1 when it created
+  /// the schema in a new or empty file, 0 to 3 for an older job file; empty when the file
+  /// was already current (or another connection migrated it first), and when read-only.
+  std::optional<int> migrated_from() const noexcept { return schema_.migrated_from; }
+
+  /// The file's schema version as this scheduler reads it: current_schema_version, unless
+  /// the scheduler is read-only and the file is older (-1 for a file with no job table).
+  int schema_version() const noexcept { return schema_.version; }
+
+  /// True for a read-only scheduler on a file at an older version: it reads the jobs as if
+  /// upgraded (no leases, attempts or queues yet); opening it to write upgrades it.
+  bool needs_upgrade() const noexcept { return schema_.version < current_schema_version; }
+
+  /// True when opened with Options::read_only: every write call throws ReadOnlyError.
+  bool read_only() const noexcept { return !statements_.write.has_value(); }
 
   /// The underlying SQLite handle, for the host's own statements and transactions.
   sqlite3* handle() const noexcept { return connection_.get(); }
 
  private:
-  // A job in claim order: higher priority, then earlier start, then lower id.
-  struct Candidate {
-    std::int64_t id;
-    int priority;
-    double starts_at;
-  };
-
   std::optional<ClaimedJob> claim(Seconds lease, const std::vector<std::string>* queues,
                                   std::optional<TimePoint> now) {
-    const double until_offset = detail::checked_lease(lease);
-    if (now)
-      detail::checked_time("now", *now);
-    // Read the clock once the write lock is held, so that waiting for it does not eat into
-    // the lease.
-    detail::WriteTransaction transaction(db(), &statements_.transaction);
+    detail::WriteStatements& write = writes();
+    // A clock that answers nonsense is refused before waiting for anything; the clock is
+    // read again once the write lock is held, so that waiting does not eat into the lease.
+    lease_end(checked_now(now), lease);
+    detail::WriteTransaction transaction(db(), &write.transaction);
     const double at = checked_now(now);
+    const double until = lease_end(at, lease);
     fail_abandoned_jobs(at);
-    std::optional<Candidate> best;
-    auto consider = [&](const std::string& queue, std::optional<int> top = std::nullopt) {
-      std::optional<Candidate> found = first_due_in_queue(queue, at, top);
-      if (found && (!best || comes_before(*found, *best)))
+    std::optional<detail::Candidate> best;
+    detail::ClaimOrderScan scan(reads());
+    auto consider = [&](const std::string& queue, std::int64_t top) {
+      std::optional<detail::Candidate> found = first_due_in_queue(scan, queue, at, top);
+      if (found && (!best || detail::claimed_before(*found, *best)))
         best = found;
     };
     if (queues != nullptr) {
       for (const std::string& queue : *queues)
-        consider(queue);
+        consider(queue, detail::ClaimOrderScan::no_level);
     } else {
-      for_each_queue(consider);
+      scan.for_each_queue([&](const std::string& queue, int top) { consider(queue, top); });
     }
     std::optional<ClaimedJob> claimed;
     if (best) {
-      detail::Run update(statements_.claim_job);
-      update.bind(1, at).bind(2, at + until_offset).bind(3, best->id);
+      detail::Run update(write.claim_job);
+      update.bind(1, at).bind(2, best->id).bind(3, until);
       if (update.execute() > 0) {
-        detail::Run run(statements_.select_claimed_job);
-        run.bind(1, best->id);
+        detail::Run run(write.select_claimed_job);
+        bind_now(run, at);
+        run.bind(2, best->id);
         if (run.step()) {
           claimed = ClaimedJob{detail::read_job(run), Claim{}};
           claimed->claim = Claim{claimed->job.id, run.column_int64(detail::job_columns),
-                                 from_unix_seconds(at + until_offset)};
+                                 from_unix_seconds(until)};
         }
       }
     }
@@ -446,137 +480,73 @@ class Scheduler {
     return claimed;
   }
 
-  void bind_default_max_attempts(detail::Run& run) const {
-    run.bind(detail::sql::default_max_attempts, std::int64_t{options_.retry.max_attempts});
-  }
-
-  // Marks failed the jobs whose lease ran out on their last attempt (after a look, which
-  // is cheaper when there are none: see sql::any_abandoned_job).
-  void fail_abandoned_jobs(double at) {
-    {
-      detail::Run look(statements_.any_abandoned_job);
-      look.bind(1, at);
-      bind_default_max_attempts(look);
-      if (!look.step())
-        return;
-    }
-    detail::Run run(statements_.fail_abandoned_jobs);
-    run.bind(1, at);
-    bind_default_max_attempts(run);
-    run.execute();
-  }
-
-  static bool comes_before(const Candidate& a, const Candidate& b) noexcept {
-    if (a.priority != b.priority)
-      return a.priority > b.priority;
-    if (a.starts_at != b.starts_at)
-      return a.starts_at < b.starts_at;
-    return a.id < b.id;
-  }
-
-  static void keep_earliest(std::optional<Candidate>& earliest, std::optional<Candidate> other) {
-    if (other && (!earliest || other->starts_at < earliest->starts_at ||
-                  (other->starts_at == earliest->starts_at && other->id < earliest->id))) {
-      earliest = other;
-    }
-  }
-
-  static std::optional<JobDelay> delay_until(const std::optional<Candidate>& next, double at) {
-    if (!next)
-      return std::nullopt;
-    return JobDelay{next->id, Seconds{std::max(0.0, next->starts_at - at)}};
-  }
-
-  // Calls `visit` with each queue that has open jobs, in order, and its highest priority
-  // level: a skip-scan of the claim index, one probe per queue.
-  template <class Visit>
-  void for_each_queue(Visit visit) {
-    std::string from;
-    for (;;) {
-      std::string queue;
-      int top = 0;
-      {
-        detail::Run run(statements_.next_queue);
-        run.bind_text(1, from);
-        if (!run.step())
-          return;
-        // Only TEXT moves the scan forward; a BLOB sorts after every text and would repeat.
-        if (run.column_type(0) != SQLITE_TEXT)
-          detail::throw_code(SQLITE_CORRUPT, "jobsched: a job's queue is not text");
-        queue = std::string(run.column_text(0));
-        top = checked_priority(run, 1, std::numeric_limits<int>::max());
-      }
-      visit(queue, top);
-      from = queue + '\0';  // the smallest string after `queue`
-    }
-  }
-
-  // Calls `visit` with each priority level that has open jobs in `queue`, highest first,
-  // until it returns true. `top`, when known, is the highest level (saves a probe).
-  template <class Visit>
-  void for_each_priority(const std::string& queue, Visit visit,
-                         std::optional<int> top = std::nullopt) {
-    std::int64_t at_most = std::numeric_limits<int>::max();
-    for (;;) {
-      int priority = 0;
-      if (top) {
-        priority = *top;
-        top.reset();
-      } else {
-        detail::Run run(statements_.next_priority);
-        run.bind_text(1, queue).bind(2, at_most);
-        if (!run.step())
-          return;
-        priority = checked_priority(run, 0, at_most);
-      }
-      if (visit(priority))
-        return;
-      at_most = std::int64_t{priority} - 1;
-    }
-  }
-
-  // A priority level read from the claim index: each level must be below the last, or the
-  // skip-scan would repeat (a file written by something else may hold any value).
-  static int checked_priority(detail::Run& run, int column, std::int64_t at_most) {
-    const std::int64_t stored = run.column_int64(column);
-    if (run.column_type(column) != SQLITE_INTEGER || stored > at_most ||
-        stored < std::numeric_limits<int>::min()) {
-      detail::throw_code(SQLITE_CORRUPT, "jobsched: a job's priority is not an int: " +
-                                             std::string(run.column_text(column)));
-    }
-    return static_cast<int>(stored);
-  }
-
-  std::optional<Candidate> first_due_in_queue(const std::string& queue, double at,
-                                              std::optional<int> top = std::nullopt) {
-    std::optional<Candidate> found;
-    for_each_priority(
+  std::optional<detail::Candidate> first_due_in_queue(detail::ClaimOrderScan& scan,
+                                                      const std::string& queue, double at,
+                                                      std::int64_t top) {
+    std::optional<detail::Candidate> found;
+    scan.for_each_priority(
         queue,
         [&](int priority) {
-          detail::Run run(statements_.first_due_in_level);
-          bind_default_max_attempts(run);
-          run.bind(1, at).bind_text(2, queue).bind(3, std::int64_t{priority});
+          detail::Run run(reads().first_due_in_level);
+          bind_now(run, at);
+          run.bind_text(2, queue).bind(3, std::int64_t{priority});
           if (run.step())
-            found = Candidate{run.column_int64(0), priority, run.column_double(1)};
+            found = detail::Candidate{run.column_int64(0), priority, run.column_double(1)};
           return found.has_value();
         },
         top);
     return found;
   }
 
-  // The claimed job whose lease runs out first (in `queue`, or in any queue when null).
-  std::optional<Candidate> first_lease_end(double at, const std::string* queue) {
-    detail::Run run(statements_.first_lease_end);
-    run.bind(1, at);
-    bind_default_max_attempts(run);
+  // The held job (in `queue`, or in any queue when null) that its lease frees first, dated
+  // by the later of its lease end and its start. Leases come in order of their end, so the
+  // walk stops at the first lease that ends after the best date found: one row, unless
+  // leases were moved back before their job's start.
+  std::optional<detail::Candidate> first_freed_by_lease(double at, const std::string* queue) {
+    detail::Run run(reads().live_leases);
+    bind_now(run, at);
     if (queue != nullptr) {
       run.bind_text(2, *queue);
     } else {
       run.bind_null(2);
     }
-    if (!run.step())
-      return std::nullopt;
-    return Candidate{run.column_int64(0), 0, run.column_double(1)};
+    std::optional<detail::Candidate> best;
+    while (run.step()) {
+      const double lease_until = run.column_double(2);
+      if (best && lease_until > best->at)
+        break;
+      detail::keep_earliest(best, detail::Candidate{run.column_int64(0), 0,
+                                                    std::max(run.column_double(1), lease_until)});
+    }
+    return best;
+  }
+
+  // Marks failed the jobs whose lease ran out on their last attempt (after a look, which
+  // is cheaper when there are none: see sql::any_abandoned_job).
+  void fail_abandoned_jobs(double at) {
+    detail::WriteStatements& write = writes();
+    {
+      detail::Run look(write.any_abandoned_job);
+      bind_now(look, at);
+      if (!look.step())
+        return;
+    }
+    detail::Run run(write.fail_abandoned_jobs);
+    bind_now(run, at);
+    run.execute();
+  }
+
+  // Binds "now" (?1) and the default limit on attempts (?20) of a statement that has both.
+  void bind_now(detail::Run& run, double at) const {
+    run.bind(1, at).bind(detail::sql::default_max_attempts,
+                         std::int64_t{options_.retry.max_attempts});
+  }
+
+  // The end of a lease of `lease` from `at`, checked: a lease must be positive and end
+  // within the years 1 to 9999.
+  static double lease_end(double at, Seconds lease) {
+    const double until = at + detail::checked_lease(lease);
+    return detail::checked_time("the lease's end", from_unix_seconds(until));
   }
 
   static void check_queues(const std::vector<std::string>& queues) {
@@ -587,20 +557,44 @@ class Scheduler {
     }
   }
 
+  // Names the path in an error from opening it, once ("jobsched: cannot open 'PATH': ...").
+  [[noreturn]] static void rethrow_opening(const Error& error, const std::string& path) {
+    if (error.extended_code() == SQLITE_READONLY_DIRECTORY) {
+      throw ReadOnlyError(std::string(detail::message_prefix) + "cannot open '" + path +
+                              "': its directory is read-only, so SQLite cannot make the -wal and"
+                              " -shm files it needs beside it",
+                          error.code(), error.extended_code(), error.sql());
+    }
+    detail::rethrow_in_context(error, "cannot open '" + path + "'");
+  }
+
   Scheduler(detail::ConnectionPtr connection, Options options)
       : busy_wait_(std::make_unique<detail::BusyWait>(options.busy_timeout)),
         connection_(std::move(connection)),
         options_(std::move(options)),
-        migrated_from_(detail::set_up_connection(connection_.get(), *busy_wait_)),
+        schema_(detail::set_up_connection(connection_.get(), *busy_wait_, options_.read_only)),
         file_(detail::is_memory_database(connection_.get())
                   ? std::string()
                   : std::string(sqlite3_db_filename(connection_.get(), "main"))),
-        statements_(detail::Statements::prepare(connection_.get())) {
+        statements_(detail::Statements::prepare(connection_.get(), !options_.read_only)) {
     detail::set_durability(connection_.get(), options_);
   }
 
   double checked_now(std::optional<TimePoint> time, const char* name = "now") const {
     return detail::checked_time(name, time ? *time : now());
+  }
+
+  detail::ReadStatements& reads() noexcept { return statements_.read; }
+
+  // The statements that write; ReadOnlyError on a read-only scheduler.
+  detail::WriteStatements& writes() {
+    if (!statements_.write) {
+      throw ReadOnlyError(std::string(detail::message_prefix) + "this scheduler on '" +
+                              (file_.empty() ? std::string(":memory:") : file_) +
+                              "' was opened read-only (Options::read_only); it cannot write",
+                          SQLITE_READONLY, SQLITE_READONLY);
+    }
+    return *statements_.write;
   }
 
   sqlite3* db() const noexcept { return connection_.get(); }
@@ -609,7 +603,7 @@ class Scheduler {
   std::unique_ptr<detail::BusyWait> busy_wait_;
   detail::ConnectionPtr connection_;
   Options options_;
-  std::optional<int> migrated_from_;
+  detail::SchemaState schema_;
   std::string file_;
   std::mt19937_64 random_{std::random_device{}()};
   detail::Statements statements_;

@@ -143,6 +143,9 @@ inline void check_worker_options(const WorkerOptions& options, bool has_handler)
     throw_invalid("WorkerOptions::poll_interval must be positive, got " +
                   std::to_string(options.poll_interval.count()) + " ms");
   }
+  if (options.scheduler.read_only) {
+    throw_invalid("a Worker claims and completes jobs; its Options::read_only must be false");
+  }
   if (options.grace.count() < 0) {
     throw_invalid("WorkerOptions::grace must not be negative, got " +
                   std::to_string(options.grace.count()) + " ms");

@@ -29,6 +29,15 @@ inline bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+/// How many times `needle` occurs in `haystack`, without overlaps.
+inline int count_of(const std::string& haystack, const std::string& needle) {
+  int count = 0;
+  for (std::size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + needle.size()))
+    ++count;
+  return count;
+}
+
 /// The job with this id, which the test requires to exist.
 inline jobsched::Job stored(jobsched::Scheduler& scheduler, std::int64_t id) {
   const std::optional<jobsched::Job> job = scheduler.get_job(id);

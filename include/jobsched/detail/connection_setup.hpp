@@ -81,24 +81,93 @@ inline void check_options(const Options& options) {
   check_retry_policy(options.retry);
 }
 
-// Sets a new connection up and brings its schema to the current version; returns the
-// version it migrated from, if it migrated. The version is read first, so a file this build
-// cannot use is refused before anything is written.
-inline std::optional<int> set_up_connection(sqlite3* db, BusyWait& busy_wait) {
+// The oldest SQLite jobsched works with (sqlite3_changes64 came in 3.37.0).
+inline constexpr int oldest_sqlite = 3037000;
+static_assert(SQLITE_VERSION_NUMBER >= oldest_sqlite,
+              "jobsched needs SQLite 3.37.0 or newer: these sqlite3.h headers are older");
+
+inline std::string sqlite_version_text(int number) {
+  return std::to_string(number / 1000000) + "." + std::to_string(number / 1000 % 1000) + "." +
+         std::to_string(number % 1000);
+}
+
+// Refuses an SQLite library older than jobsched needs (the program may run with an older
+// libsqlite3 than the headers it was built with).
+inline void check_sqlite_version(int number) {
+  if (number < oldest_sqlite) {
+    throw Error(std::string(message_prefix) + "needs SQLite " + sqlite_version_text(oldest_sqlite) +
+                    " or newer; this program runs with SQLite " + sqlite_version_text(number),
+                SQLITE_ERROR, SQLITE_ERROR);
+  }
+}
+
+// Refuses a path SQLite would take for something else: "" is a private temporary database
+// whose jobs vanish on close, and a NUL byte would cut the path short.
+inline void check_path(const std::string& path) {
+  if (path.empty()) {
+    throw_invalid(
+        "the database path is empty; name a file (or \":memory:\" for a database that lives "
+        "only as long as its scheduler)");
+  }
+  if (const auto nul = path.find('\0'); nul != std::string::npos) {
+    throw_invalid("the database path '" + path.substr(0, nul) + "\\0" + path.substr(nul + 1) +
+                  "' holds a NUL byte");
+  }
+}
+
+// Opens the connection: to read and write, creating the file, or only to read. A file this
+// process cannot write is refused before anything is read from it, so that SQLite leaves no
+// -wal or -shm file beside it.
+inline ConnectionPtr open_connection(const std::string& path, bool read_only) {
+  sqlite3* raw = nullptr;
+  const int mode = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw, mode | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, nullptr);
+  ConnectionPtr connection(raw, ConnectionCloser{true});
+  if (rc != SQLITE_OK) {
+    throw_code(
+        raw != nullptr ? sqlite3_extended_errcode(raw) : rc,
+        std::string(message_prefix) + (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+  }
+  if (!read_only && sqlite3_db_readonly(raw, "main") == 1) {
+    throw ReadOnlyError(std::string(message_prefix) +
+                            "the file is read-only (Options::read_only opens it for reading)",
+                        SQLITE_READONLY, SQLITE_READONLY);
+  }
+  return connection;
+}
+
+// What a scheduler found when it opened: the file's schema version as it now reads it, and
+// the version it migrated from, if it migrated.
+struct SchemaState {
+  int version = current_schema_version;
+  std::optional<int> migrated_from;
+};
+
+// Sets a new connection up and brings its schema to the current version, unless it is
+// read-only: then an older schema is shown as the current one (see show_as_current). The
+// version is read first, so a file this build cannot use is refused before anything is
+// written.
+inline SchemaState set_up_connection(sqlite3* db, BusyWait& busy_wait, bool read_only) {
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_handler(db, &BusyWait::handler, &busy_wait);
-  if (read_schema_version(db) == current_schema_version)
-    return std::nullopt;
-  return migrate(db);
+  const int version = read_schema_version(db);
+  if (version == current_schema_version)
+    return SchemaState{};
+  if (read_only) {
+    show_as_current(db, version);
+    return SchemaState{version, std::nullopt};
+  }
+  return SchemaState{current_schema_version, migrate(db)};
 }
 
 // Sets the journal mode and durability, the first writes to a file that is not migrated:
 // called once the schema is known to be usable (migrated, statements prepared), so that a
-// file refused or whose migration failed stays exactly as it was.
+// file refused or whose migration failed stays exactly as it was. Not on read-only ones.
 inline void set_durability(sqlite3* db, const Options& options) {
   // Neither setting can change inside a transaction: a host that adopts a handle with one
   // open keeps the settings it chose.
-  if (sqlite3_get_autocommit(db) == 0)
+  if (options.read_only || sqlite3_get_autocommit(db) == 0)
     return;
   if (!is_memory_database(db))
     enable_wal(db, options.busy_timeout);

@@ -12,17 +12,18 @@
 
 namespace jobsched::detail {
 
-// Throws the Error subtype that matches an SQLite result code.
+// Throws the Error subtype that matches an SQLite result code. The SQL goes in Error::sql()
+// only: our statements mean nothing to the reader of a message.
 [[noreturn]] inline void throw_code(int extended_code, std::string message, std::string sql = {}) {
   const int code = extended_code & 0xff;
   message +=
       " (SQLite code " + std::to_string(code) + ", extended " + std::to_string(extended_code) + ")";
-  if (!sql.empty())
-    message += " in: " + sql;
   switch (code) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       throw BusyError(message, code, extended_code, std::move(sql));
+    case SQLITE_READONLY:
+      throw ReadOnlyError(message, code, extended_code, std::move(sql));
     case SQLITE_IOERR:
     case SQLITE_FULL:
     case SQLITE_CANTOPEN:
@@ -36,9 +37,41 @@ namespace jobsched::detail {
   }
 }
 
+inline constexpr std::string_view message_prefix = "jobsched: ";
+
+// An error's message without its "jobsched: ", to go after some context.
+inline std::string reason(const Error& error) {
+  std::string_view message = error.what();
+  if (message.substr(0, message_prefix.size()) == message_prefix)
+    message.remove_prefix(message_prefix.size());
+  return std::string(message);
+}
+
+// Throws a copy of `error`, of the same type, whose message says `context` first
+// ("jobsched: <context>: <reason>").
+[[noreturn]] inline void rethrow_in_context(const Error& error, const std::string& context) {
+  const std::string message = std::string(message_prefix) + context + ": " + reason(error);
+  const int code = error.code();
+  const int extended = error.extended_code();
+  const std::string& sql = error.sql();
+  if (dynamic_cast<const InvalidArgumentError*>(&error) != nullptr)
+    throw InvalidArgumentError(message);
+  if (dynamic_cast<const BusyError*>(&error) != nullptr)
+    throw BusyError(message, code, extended, sql);
+  if (dynamic_cast<const SchemaError*>(&error) != nullptr)
+    throw SchemaError(message, code, extended, sql);
+  if (dynamic_cast<const ReadOnlyError*>(&error) != nullptr)
+    throw ReadOnlyError(message, code, extended, sql);
+  if (dynamic_cast<const IoError*>(&error) != nullptr)
+    throw IoError(message, code, extended, sql);
+  if (dynamic_cast<const ConstraintError*>(&error) != nullptr)
+    throw ConstraintError(message, code, extended, sql);
+  throw Error(message, code, extended, sql);
+}
+
 // Throws the Error subtype for `rc`, with the connection's message.
 [[noreturn]] inline void throw_error(sqlite3* db, int rc, std::string_view sql = {}) {
-  std::string message = "jobsched: ";
+  std::string message(message_prefix);
   message += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   throw_code(rc, std::move(message), std::string(sql));
 }

@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: MIT
+// Clocks that lie. A clock's answer is checked before anything waits for the write lock (a
+// NaN clock is an InvalidArgumentError at once, never a BusyError after the busy timeout),
+// and every time, from the clock or from an argument, must lie within the years 1 to 9999:
+// far outside them a double's rounding swallows whole leases. A holder whose clock stepped
+// back never shortens its own lease, so no other worker takes a job while it runs.
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+#include "support/checks.hpp"
+#include "support/deadline.hpp"
+#include "support/scheduler_fixture.hpp"
+#include "support/temp_file.hpp"
+
+using jobsched::Claim;
+using jobsched::InvalidArgumentError;
+using jobsched::Job;
+using jobsched::Scheduler;
+using jobsched::Seconds;
+using jobsched_test::at;
+using jobsched_test::contains;
+using jobsched_test::exec_raw;
+using jobsched_test::open_raw;
+using jobsched_test::starting;
+using jobsched_test::TempFile;
+using jobsched_test::thrown;
+
+namespace {
+
+constexpr double kT = jobsched_test::pinned_now;
+constexpr double kYear1 = -62135596800.0;      // 0001-01-01T00:00:00Z
+constexpr double kYear10000 = 253402300800.0;  // 10000-01-01T00:00:00Z, the first time refused
+constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+
+jobsched::Options clock_at(const std::shared_ptr<double>& seconds) {
+  jobsched::Options options;
+  options.clock = [seconds] { return at(*seconds); };
+  options.busy_timeout = std::chrono::milliseconds{2000};
+  return options;
+}
+
+/// Every call that reads the clock when given no time, by name.
+std::vector<std::pair<std::string, std::function<void(Scheduler&, Claim&)>>> clock_calls() {
+  return {
+      {"add_job", [](Scheduler& s, Claim&) { s.add_job("x"); }},
+      {"add_job_from_now", [](Scheduler& s, Claim&) { s.add_job_from_now("x", Seconds{1}); }},
+      {"get_job", [](Scheduler& s, Claim&) { s.get_job(1); }},
+      {"next_job", [](Scheduler& s, Claim&) { s.next_job(); }},
+      {"seconds_until_next_job", [](Scheduler& s, Claim&) { s.seconds_until_next_job(); }},
+      {"seconds_until_next_job(queues)",
+       [](Scheduler& s, Claim&) { s.seconds_until_next_job({""}); }},
+      {"count_pending_jobs", [](Scheduler& s, Claim&) { s.count_pending_jobs(); }},
+      {"complete_job", [](Scheduler& s, Claim&) { s.complete_job(1); }},
+      {"delete_expired_jobs", [](Scheduler& s, Claim&) { s.delete_expired_jobs(); }},
+      {"lock_job", [](Scheduler& s, Claim&) { s.lock_job(1); }},
+      {"unlock_job", [](Scheduler& s, Claim&) { s.unlock_job(1); }},
+      {"lock_next_job", [](Scheduler& s, Claim&) { s.lock_next_job(); }},
+      {"claim_next_job", [](Scheduler& s, Claim&) { s.claim_next_job(Seconds{30}); }},
+      {"claim_next_job(queues)", [](Scheduler& s, Claim&) { s.claim_next_job(Seconds{30}, {""}); }},
+      {"complete", [](Scheduler& s, Claim& c) { s.complete(c); }},
+      {"fail", [](Scheduler& s, Claim& c) { s.fail(c, "e"); }},
+      {"extend", [](Scheduler& s, Claim& c) { s.extend(c, Seconds{30}); }},
+      {"release", [](Scheduler& s, Claim& c) { s.release(c); }},
+      {"failed_jobs", [](Scheduler& s, Claim&) { s.failed_jobs(); }},
+      {"retry_job", [](Scheduler& s, Claim&) { s.retry_job(1); }},
+      {"delete_failed_jobs", [](Scheduler& s, Claim&) { s.delete_failed_jobs(); }},
+  };
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a clock that answers NaN, infinity or a time outside the years 1 to 9999 is refused "
+    "by every call, naming the time, and nothing is written") {
+  TempFile file("clock-bad");
+  const std::string where = GENERATE(as<std::string>{}, "file", "memory");
+  const auto seconds = std::make_shared<double>(kT);
+  Scheduler scheduler =
+      Scheduler::open(where == "file" ? file.path() : ":memory:", clock_at(seconds));
+  const Job job = scheduler.add_job("held", starting(kT - 10));
+  Claim claim = scheduler.claim_next_job(Seconds{30})->claim;
+  const std::int64_t changes = sqlite3_total_changes64(scheduler.handle());
+
+  struct Bad {
+    double seconds;
+    const char* shown;
+  };
+  const Bad bad =
+      GENERATE(Bad{kNan, "got nan"}, Bad{1e300, "got 1.0000000000000001e+300 s"},
+               Bad{-1e300, "got -1.0000000000000001e+300 s"},
+               Bad{std::numeric_limits<double>::infinity(), "got inf"},
+               Bad{kYear10000, "got 253402300800 s"}, Bad{kYear1 - 1, "got -62135596801 s"});
+  *seconds = bad.seconds;
+  for (const auto& [name, call] : clock_calls()) {
+    INFO(name << " with the clock at " << bad.shown);
+    const auto error = thrown<InvalidArgumentError>([&] { call(scheduler, claim); });
+    REQUIRE(error.has_value());
+    CHECK(contains(*error, "within the years 1 to 9999"));
+    CHECK(contains(*error, bad.shown));
+  }
+  CHECK(sqlite3_total_changes64(scheduler.handle()) == changes);
+  *seconds = kT + 1;
+  CHECK(scheduler.complete(claim));
+  CHECK(scheduler.get_job(job.id)->completed_at == at(kT + 1));
+}
+
+TEST_CASE(
+    "a NaN clock is refused at once by a claim, even while another connection holds the "
+    "write lock") {
+  // The claim used to read the clock only once it held the lock, so it waited out the busy
+  // timeout and threw BusyError.
+  TempFile file("clock-nan-locked");
+  const auto seconds = std::make_shared<double>(kT);
+  Scheduler scheduler = Scheduler::open(file.path(), clock_at(seconds));
+  scheduler.add_job("due", starting(kT - 1));
+  auto other = open_raw(file.path());
+  exec_raw(other.get(), "BEGIN IMMEDIATE");
+  *seconds = GENERATE(as<double>{}, kNan, 1e300);
+  const bool named = GENERATE(false, true);
+  INFO((named ? "named queues" : "any queue"));
+  const auto started = std::chrono::steady_clock::now();
+  bool invalid = false;
+  try {
+    if (named) {
+      scheduler.claim_next_job(Seconds{30}, {""});
+    } else {
+      scheduler.claim_next_job(Seconds{30});
+    }
+  } catch (const InvalidArgumentError& error) {
+    invalid = true;
+    CHECK(contains(error.what(), "now must be a time within the years 1 to 9999"));
+  } catch (const jobsched::Error& error) {
+    FAIL("claim threw " << error.what() << " with clock " << *seconds);
+  }
+  CHECK(invalid);  // not a BusyError after 2 s
+  // Generous: the point is that it does not wait for the 2 s busy timeout.
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds{1500});
+  exec_raw(other.get(), "ROLLBACK");
+}
+
+TEST_CASE("times at the edges of the years 1 to 9999 are accepted, and one step outside refused") {
+  auto scheduler = Scheduler::open(":memory:");
+  const Job first = scheduler.add_job("year 1", jobsched_test::job_times(at(kYear1), at(kYear1)));
+  CHECK(scheduler.get_job(first.id, at(kYear1))->created_at == at(kYear1));
+  const double last = kYear10000 - 0.001;
+  const Job late =
+      scheduler.add_job("year 9999", jobsched_test::job_times(at(kT), at(last), at(last)));
+  CHECK(scheduler.get_job(late.id, at(kT))->expires_at == at(last));
+
+  const auto before_year_1 = thrown<InvalidArgumentError>(
+      [&] { scheduler.add_job("x", jobsched_test::job_times(at(kYear1 - 0.5), at(kT))); });
+  REQUIRE(before_year_1.has_value());
+  CHECK(contains(*before_year_1, "created_at must be a time within the years 1 to 9999"));
+  const auto year_10000 = thrown<InvalidArgumentError>(
+      [&] { scheduler.add_job("x", jobsched_test::job_times(at(kT), at(kT), at(kYear10000))); });
+  REQUIRE(year_10000.has_value());
+  CHECK(contains(*year_10000, "expires_at"));
+  const auto far_start = thrown<InvalidArgumentError>(
+      [&] { scheduler.add_job_from_now("x", Seconds{1e300}, std::nullopt, at(kT)); });
+  REQUIRE(far_start.has_value());
+  CHECK(contains(*far_start, "starts_at"));
+  CHECK(scheduler.count_pending_jobs(at(kT)) == 2);  // the two accepted
+}
+
+TEST_CASE("a lease whose end would fall after the year 9999 is refused, nothing claimed") {
+  auto scheduler = Scheduler::open(":memory:");
+  const Job job = scheduler.add_job("j", starting(kT - 1));
+  const auto error =
+      thrown<InvalidArgumentError>([&] { scheduler.claim_next_job(Seconds{1e300}, at(kT)); });
+  REQUIRE(error.has_value());
+  CHECK(contains(*error, "the lease's end must be a time within the years 1 to 9999"));
+  CHECK(scheduler.get_job(job.id, at(kT))->attempts == 0);
+  auto claimed = scheduler.claim_next_job(Seconds{30}, at(kT));
+  REQUIRE(claimed.has_value());
+  CHECK(thrown<InvalidArgumentError>([&] {
+          scheduler.extend(claimed->claim, Seconds{3e11}, at(kT));
+        }).has_value());
+  CHECK(scheduler.get_job(job.id, at(kT))->lease_until == at(kT + 30));
+}
+
+TEST_CASE("a holder whose clock stepped back three hours extends without shortening its lease") {
+  TempFile file("clock-step-back");
+  jobsched::Options options;
+  options.synchronous = jobsched::Synchronous::normal;
+  auto holder = Scheduler::open(file.path(), options);
+  auto other = Scheduler::open(file.path(), options);
+  const Job job = holder.add_job("j", starting(kT - 1));
+  auto claimed = holder.claim_next_job(Seconds{30}, at(kT));
+  REQUIRE(claimed.has_value());
+  Claim claim = claimed->claim;
+
+  // "30 s from now" three hours ago: the lease stays where it is, and the claim says so.
+  CHECK(holder.extend(claim, Seconds{30}, at(kT - 3 * 3600)));
+  CHECK(claim.lease_until == at(kT + 30));
+  CHECK(other.get_job(job.id, at(kT + 10))->lease_until == at(kT + 30));
+  CHECK_FALSE(other.claim_next_job(Seconds{30}, at(kT + 10)).has_value());
+  // Back on time, a heartbeat moves it forward as usual.
+  CHECK(holder.extend(claim, Seconds{30}, at(kT + 20)));
+  CHECK(claim.lease_until == at(kT + 50));
+  CHECK_FALSE(other.claim_next_job(Seconds{30}, at(kT + 40)).has_value());
+  CHECK(holder.complete(claim, at(kT + 45)));
+}
+
+TEST_CASE("a Worker whose clock jumps three hours back and forth never runs a job twice at once",
+          "[worker]") {
+  // Every other reading of the clock is three hours early. A heartbeat on an early reading
+  // used to move the lease into the past, and the next claim on a true reading took the job
+  // from the thread still running it.
+  TempFile file("clock-jumpy-worker");
+  {
+    auto scheduler = Scheduler::open(file.path());
+    for (int i = 0; i < 6; ++i)
+      scheduler.add_job("job " + std::to_string(i),
+                        starting(jobsched::to_unix_seconds(jobsched::system_now()) - 10));
+  }
+  auto readings = std::make_shared<std::atomic<std::int64_t>>(0);
+  jobsched::WorkerOptions options;
+  options.threads = 2;
+  options.lease = Seconds{0.3};
+  options.poll_interval = std::chrono::milliseconds{10};
+  options.scheduler.clock = [readings] {
+    const bool early = readings->fetch_add(1) % 2 == 1;
+    return jobsched::system_now() - (early ? Seconds{3 * 3600} : Seconds{0});
+  };
+
+  std::mutex mutex;
+  std::map<std::int64_t, int> running;  // job id -> handlers running it now
+  int overlaps = 0;
+  int runs = 0;
+  {
+    jobsched::Worker worker(
+        file.path(),
+        [&](const Job& job) {
+          {
+            const std::lock_guard<std::mutex> lock(mutex);
+            ++runs;
+            if (++running[job.id] > 1)
+              ++overlaps;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds{500});
+          const std::lock_guard<std::mutex> lock(mutex);
+          --running[job.id];
+        },
+        options);
+    jobsched_test::require_eventually(
+        jobsched_test::Deadline(Seconds{30}, "a jumpy-clock worker to complete 6 jobs"),
+        [&] { return worker.completed() >= 6; });
+    worker.stop();
+  }
+  INFO("handler runs: " << runs);
+  CHECK(overlaps == 0);
+  CHECK(runs >= 6);
+}

@@ -303,7 +303,9 @@ void run_case(const WalFixture& fixture, const WalCase& c, std::map<std::string,
   const std::vector<std::string> lines = jobsched_test::run_case_in_child(
       c.name, std::chrono::seconds(10),
       [&](ChildReport& report) { open_and_check(file.path(), c, report); });
-  std::string outcome = lines.empty() ? std::string("no report") : lines.front();
+  if (lines.empty())
+    return;  // a hang or a crash, failed above
+  const std::string& outcome = lines.front();
   if (verbose())
     std::cout << "  [hostile-wal] " << c.name << ": " << outcome << "\n";
   INFO("case: " << c.name << "; outcome: " << outcome);

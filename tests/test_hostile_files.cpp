@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Hostile files: whatever sits at the path (not a database, a truncated or corrupted one, a
-// foreign `job` table, a newer version, a read-only file, a directory, nothing at all), open
-// and every operation after it end in a jobsched::Error or work; they never crash, never
-// throw another type, and a refused file is not written (its bytes stay identical and no
-// -wal or -journal file is left beside it). Each truncated or corrupted file is tried in a
-// forked child under a time limit, so a crash or a hang fails that case by name.
+// foreign `job` table, a newer version, a directory, nothing at all), open and every
+// operation after it end in a jobsched::Error or work; they never crash, never throw another
+// type, and a refused file is not written (its bytes stay identical and no -wal or -journal
+// file is left beside it). Read-only files are in tests/test_read_only.cpp. Each truncated
+// or corrupted file is tried in a forked child under a time limit, so a crash or a hang
+// fails that case by name.
 
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -147,15 +148,6 @@ void write_real_file(const std::string& path) {
   REQUIRE_FALSE(exists(path + "-journal"));
 }
 
-const char* const kV0Schema =
-    "CREATE TABLE job (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB,"
-    " created_at REAL NOT NULL, starts_at REAL NOT NULL, expires_at REAL, completed_at REAL,"
-    " CONSTRAINT job_must_be_created_before_start CHECK (created_at <= starts_at),"
-    " CONSTRAINT job_must_start_before_expiration"
-    " CHECK (expires_at IS NULL OR starts_at <= expires_at));"
-    "CREATE INDEX ix_job_starts_at_expires_at ON job (starts_at, expires_at);"
-    "INSERT INTO job (data, created_at, starts_at) VALUES ('x', 1, 2);";
-
 /// A file written with raw SQL in the rollback journal mode, as another program would.
 void write_raw_file(const std::string& path, const std::string& sql) {
   auto db = open_raw(path);
@@ -258,9 +250,10 @@ void open_read_and_call(const std::string& path, ChildReport& report) {
     read([&] { (void)scheduler->get_job(id); });
   scheduler.reset();
   report.line("READ " + std::to_string(errors));
-  // An empty file is a new database: open writes its schema. So is a 1-byte file: SQLite's
-  // unix VFS reports its size as 0 (a workaround for an OS X filesystem, in os_unix.c).
-  if (before.bytes.size() > 1)
+  // An empty file is a new database: open writes its schema. A 1-byte file is refused,
+  // though SQLite's unix VFS reports its size as 0 (a workaround for an OS X filesystem, in
+  // os_unix.c) and would take it for an empty one.
+  if (!before.bytes.empty())
     report_unchanged(path, before, "opening and reading", report);
   try {
     scheduler.emplace(Scheduler::open(path, pinned()));
@@ -466,80 +459,7 @@ TEST_CASE("a newer version or a missing version row is refused with SchemaError,
   }
 }
 
-// ---- Read-only -----------------------------------------------------------------------------
-
-TEST_CASE("a read-only current file opens and reads; its writes end in a jobsched Error",
-          "[hostile]") {
-  TempFile file("hostile-readonly");
-  write_real_file(file.path());
-  REQUIRE(::chmod(file.path().c_str(), 0444) == 0);
-  const Snapshot before = snapshot(file.path());
-
-  SECTION("chmod 0444, opened normally") {
-    // As root, permissions do not stop writes, so only "no crash, a jobsched outcome" holds.
-    std::optional<Scheduler> scheduler;
-    const Refusal refusal =
-        refusal_of([&] { scheduler.emplace(Scheduler::open(file.path(), pinned())); });
-    INFO("open: " << (refusal.thrown ? refusal.message : std::string("succeeded")));
-    if (::geteuid() != 0) {
-      // SQLite falls back to a read-only connection: reads work.
-      REQUIRE(scheduler.has_value());
-      CHECK(scheduler->count_pending_jobs() > 0);
-      const Refusal write = refusal_of([&] { (void)scheduler->add_job("x"); });
-      CHECK(write.thrown);
-      CHECK(write.code == SQLITE_READONLY);
-      scheduler.reset();
-      check_unchanged(file.path(), before);
-    } else if (scheduler) {
-      CHECK(exercise(*scheduler) == 0);
-    }
-  }
-
-  SECTION("opened with a read-only URI") {
-    const std::string uri = "file:" + file.path() + "?mode=ro";
-    std::optional<Scheduler> scheduler;
-    const Refusal refusal = refusal_of([&] { scheduler.emplace(Scheduler::open(uri, pinned())); });
-    INFO("open: " << (refusal.thrown ? refusal.message : std::string("succeeded")));
-    if (scheduler) {
-      // A working read path.
-      CHECK(scheduler->count_pending_jobs() > 0);
-      CHECK(scheduler->get_job(50).has_value());
-      CHECK(scheduler->next_job().has_value());
-      const Refusal write = refusal_of([&] { (void)scheduler->add_job("x"); });
-      INFO("write: " << write.message);
-      CHECK(write.thrown);
-      CHECK(write.code == SQLITE_READONLY);
-      const Refusal claim =
-          refusal_of([&] { (void)scheduler->claim_next_job(jobsched::Seconds{1}); });
-      CHECK(claim.thrown);
-      scheduler.reset();
-    } else {
-      CHECK(refusal.code != SQLITE_OK);
-    }
-    // The database itself is untouched. SQLite's read-only connection to a WAL file creates
-    // an empty -wal (and a -shm) it cannot remove on close; that is SQLite's behaviour, not
-    // a write of ours, so only its emptiness is checked.
-    const Snapshot after = snapshot(file.path());
-    CHECK((after.bytes == before.bytes));
-    CHECK_FALSE(after.journal);
-    if (after.wal)
-      CHECK(read_bytes(file.path() + "-wal").empty());
-  }
-}
-
-TEST_CASE("an old file opened read-only is refused with a jobsched Error and not written",
-          "[hostile]") {
-  TempFile file("hostile-readonly-v0");
-  write_raw_file(file.path(), kV0Schema);
-  const Snapshot before = snapshot(file.path());
-  const Refusal refusal = open_refusal("file:" + file.path() + "?mode=ro");
-  INFO("message: " << refusal.message);
-  REQUIRE(refusal.thrown);
-  CHECK(refusal.code == SQLITE_READONLY);
-  check_unchanged(file.path(), before);
-  auto raw = open_raw(file.path());
-  CHECK(query_int(raw.get(), "SELECT count(*) FROM sqlite_master WHERE name = 'job_schema'") == 0);
-}
+// ---- Read-only: tests/test_read_only.cpp -------------------------------------------------
 
 // ---- Paths that are not files --------------------------------------------------------------
 

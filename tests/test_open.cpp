@@ -3,18 +3,22 @@
 // who closes an adopted handle, and the value semantics of Scheduler and Job.
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "catch.hpp"
+#include "support/checks.hpp"
 #include "support/temp_file.hpp"
 
 namespace {
@@ -433,4 +437,99 @@ TEST_CASE("Job is a copyable value compared field by field", "[open][job]") {
   CHECK(a == b);
   CHECK(a != jobsched::JobDelay{1, Seconds{3}});
   CHECK(a != jobsched::JobDelay{2, Seconds{2}});
+}
+
+// ---- What opening refuses, and how it says so ------------------------------------------------
+
+TEST_CASE("An empty path, or one with a NUL byte, is refused before anything is created",
+          "[open]") {
+  // SQLite would take "" for a private temporary database whose jobs vanish on close.
+  TempFile file("open-nul");
+  const std::string with_nul = file.path() + std::string(1, '\0') + "tail";
+  for (const std::string& path : {std::string(), with_nul}) {
+    INFO("path of " << path.size() << " bytes");
+    bool thrown = false;
+    try {
+      Scheduler::open(path);
+    } catch (const jobsched::InvalidArgumentError& error) {
+      thrown = true;
+      INFO("message: " << error.what());
+      CHECK(std::string(error.what()).find(path.empty() ? "path is empty" : "NUL byte") !=
+            std::string::npos);
+    }
+    CHECK(thrown);
+  }
+  CHECK_FALSE(file_exists(file.path()));
+}
+
+TEST_CASE("Every error from opening names the path once, says jobsched: once, and shows no SQL",
+          "[open][errors]") {
+  TempFile file("open-errors");
+  const std::string path = file.path();
+  struct Case {
+    const char* name;
+    const char* sql;  // run on a raw connection first; empty: the file is left alone
+    std::string bytes;
+  };
+  const std::vector<Case> cases = {
+      {"not a database", "", std::string(8192, 'x')},
+      {"a newer version",
+       "CREATE TABLE job (id INTEGER PRIMARY KEY); CREATE TABLE job_schema (key TEXT PRIMARY KEY,"
+       " value) WITHOUT ROWID; INSERT INTO job_schema VALUES ('version', 99)",
+       ""},
+      {"no version row",
+       "CREATE TABLE job (id INTEGER PRIMARY KEY); CREATE TABLE job_schema (key TEXT PRIMARY KEY,"
+       " value) WITHOUT ROWID",
+       ""},
+      {"a version that is not a number",
+       "CREATE TABLE job (id INTEGER PRIMARY KEY); CREATE TABLE job_schema (key TEXT PRIMARY KEY,"
+       " value) WITHOUT ROWID; INSERT INTO job_schema VALUES ('version', 'four')",
+       ""},
+      {"a job table that is not a job table", "CREATE TABLE job (name TEXT, size INTEGER)", ""},
+      {"a current version with a foreign job table",
+       "CREATE TABLE job (name TEXT); CREATE TABLE job_schema (key TEXT PRIMARY KEY, value)"
+       " WITHOUT ROWID; INSERT INTO job_schema VALUES ('version', 4)",
+       ""},
+      {"a directory", "", ""},
+  };
+  for (const Case& hostile : cases) {
+    INFO(hostile.name);
+    std::remove(path.c_str());
+    ::rmdir(path.c_str());
+    if (std::string(hostile.name) == "a directory") {
+      REQUIRE(::mkdir(path.c_str(), 0700) == 0);
+    } else if (!hostile.bytes.empty()) {
+      jobsched_test::write_bytes(path, hostile.bytes);
+    } else {
+      exec_raw(open_raw(path).get(), hostile.sql);
+    }
+    bool thrown = false;
+    try {
+      Scheduler::open(path);
+    } catch (const jobsched::Error& error) {
+      thrown = true;
+      const std::string message = error.what();
+      INFO("message: " << message);
+      CHECK(jobsched_test::count_of(message, "'" + path + "'") == 1);
+      CHECK(jobsched_test::count_of(message, "jobsched:") == 1);
+      for (const char* keyword : {"SELECT", "INSERT", "CREATE", "UPDATE", "ALTER", "PRAGMA"})
+        CHECK(message.find(keyword) == std::string::npos);
+    }
+    CHECK(thrown);
+  }
+  ::rmdir(path.c_str());
+}
+
+TEST_CASE("An SQLite library older than 3.37.0 is refused, naming both versions", "[open]") {
+  CHECK_NOTHROW(jobsched::detail::check_sqlite_version(sqlite3_libversion_number()));
+  CHECK_NOTHROW(jobsched::detail::check_sqlite_version(3037000));
+  bool thrown = false;
+  try {
+    jobsched::detail::check_sqlite_version(3036002);
+  } catch (const jobsched::Error& error) {
+    thrown = true;
+    CHECK(std::string(error.what()) ==
+          "jobsched: needs SQLite 3.37.0 or newer; this program runs with SQLite 3.36.2");
+  }
+  CHECK(thrown);
 }

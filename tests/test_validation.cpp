@@ -451,3 +451,19 @@ TEST_CASE("Negative times before 1970 are accepted and read back exactly", "[val
     CHECK_FALSE(reopened.get_job(id).has_value());
   }
 }
+
+TEST_CASE("Times in messages read as ISO 8601 UTC with their fraction, then the stored seconds",
+          "[validation]") {
+  using jobsched::detail::format_time;
+  CHECK(format_time(0) == "1970-01-01T00:00:00Z (0)");
+  CHECK(format_time(1700000000.25) == "2023-11-14T22:13:20.25Z (1700000000.25)");
+  CHECK(format_time(-0.5) == "1969-12-31T23:59:59.5Z (-0.5)");
+  CHECK(format_time(1709164800.000001) == "2024-02-29T00:00:00.000001Z (1709164800.000001)");
+  CHECK(format_time(951782400) == "2000-02-29T00:00:00Z (951782400)");
+  CHECK(format_time(-62135596800.0) == "0001-01-01T00:00:00Z (-62135596800)");
+  CHECK(format_time(253402300799.0) == "9999-12-31T23:59:59Z (253402300799)");
+  // Outside the years 1 to 9999 no calendar applies: only the seconds.
+  CHECK(format_time(253402300800.0) == "253402300800");
+  CHECK(format_time(1e300) == "1.0000000000000001e+300");
+  CHECK(format_time(kNan) == "nan");
+}

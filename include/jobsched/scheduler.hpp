@@ -560,10 +560,11 @@ class Scheduler {
   // Names the path in an error from opening it, once ("jobsched: cannot open 'PATH': ...").
   [[noreturn]] static void rethrow_opening(const Error& error, const std::string& path) {
     if (error.extended_code() == SQLITE_READONLY_DIRECTORY) {
-      throw ReadOnlyError(std::string(detail::message_prefix) + "cannot open '" + path +
-                              "': its directory is read-only, so SQLite cannot make the -wal and"
-                              " -shm files it needs beside it",
-                          error.code(), error.extended_code(), error.sql());
+      throw ReadOnlyError(
+          std::string(detail::message_prefix) + "cannot open '" + path +
+              "': its directory is read-only, and SQLite must create files beside the"
+              " database (-wal and -shm, or -journal)",
+          error.code(), error.extended_code(), error.sql());
     }
     detail::rethrow_in_context(error, "cannot open '" + path + "'");
   }

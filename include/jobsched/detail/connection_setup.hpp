@@ -2,8 +2,15 @@
 #pragma once
 
 #include <sqlite3.h>
+#if __has_include(<unistd.h>)
+#include <unistd.h>
+#endif
+#if __has_include(<sys/stat.h>)
+#include <sys/stat.h>
+#endif
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -115,19 +122,55 @@ inline void check_path(const std::string& path) {
   }
 }
 
+// True when the directory a plain path names a file in cannot be written (POSIX only).
+inline bool directory_refuses_writes(const std::string& path) {
+#if __has_include(<unistd.h>)
+  if (path.rfind("file:", 0) == 0)
+    return false;  // a URI: its path is SQLite's to decode
+  const std::size_t slash = path.find_last_of('/');
+  const std::string directory =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  return ::access(directory.c_str(), W_OK) != 0 && (errno == EACCES || errno == EROFS);
+#else
+  (void)path;
+  return false;
+#endif
+}
+
+// SQLite takes a 1-byte file for an empty one (a workaround for an OS X filesystem, in
+// os_unix.c) and would write a new database over it: such a file is not a database.
+inline void refuse_one_byte_file(const std::string& path) {
+#if __has_include(<sys/stat.h>)
+  if (path.rfind("file:", 0) == 0)
+    return;  // a URI: its path is SQLite's to decode
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && info.st_size == 1) {
+    throw SchemaError(std::string(message_prefix) + "the file is not a database: it holds 1 byte",
+                      SQLITE_NOTADB, SQLITE_NOTADB);
+  }
+#else
+  (void)path;
+#endif
+}
+
 // Opens the connection: to read and write, creating the file, or only to read. A file this
 // process cannot write is refused before anything is read from it, so that SQLite leaves no
 // -wal or -shm file beside it.
 inline ConnectionPtr open_connection(const std::string& path, bool read_only) {
+  refuse_one_byte_file(path);
   sqlite3* raw = nullptr;
   const int mode = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   const int rc =
       sqlite3_open_v2(path.c_str(), &raw, mode | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, nullptr);
   ConnectionPtr connection(raw, ConnectionCloser{true});
   if (rc != SQLITE_OK) {
-    throw_code(
-        raw != nullptr ? sqlite3_extended_errcode(raw) : rc,
-        std::string(message_prefix) + (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+    // SQLite tries to create, then to read: its errno says only that the file is missing.
+    if (!read_only && (rc & 0xff) == SQLITE_CANTOPEN && directory_refuses_writes(path)) {
+      throw ReadOnlyError(
+          std::string(message_prefix) + "the file does not exist and its directory is read-only",
+          SQLITE_CANTOPEN, SQLITE_CANTOPEN);
+    }
+    throw_error(raw, raw != nullptr ? sqlite3_extended_errcode(raw) : rc);
   }
   if (!read_only && sqlite3_db_readonly(raw, "main") == 1) {
     throw ReadOnlyError(std::string(message_prefix) +

@@ -3,7 +3,9 @@
 
 #include <sqlite3.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -69,10 +71,23 @@ inline std::string reason(const Error& error) {
   throw Error(message, code, extended, sql);
 }
 
-// Throws the Error subtype for `rc`, with the connection's message.
+// Throws the Error subtype for `rc`, with the connection's message and, when a system call
+// failed, the system's reason (SQLite says only "unable to open database file"). A file or
+// directory the process may not write is a ReadOnlyError.
 [[noreturn]] inline void throw_error(sqlite3* db, int rc, std::string_view sql = {}) {
   std::string message(message_prefix);
   message += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  const int code = rc & 0xff;
+  const int system_errno = db != nullptr && (code == SQLITE_CANTOPEN || code == SQLITE_IOERR)
+                               ? sqlite3_system_errno(db)
+                               : 0;
+  if (system_errno != 0)
+    message += std::string(": ") + std::strerror(system_errno);
+  if (code == SQLITE_CANTOPEN &&
+      (system_errno == EACCES || system_errno == EPERM || system_errno == EROFS)) {
+    throw ReadOnlyError(message + ", so the file or its directory cannot be written", code, rc,
+                        std::string(sql));
+  }
   throw_code(rc, std::move(message), std::string(sql));
 }
 

@@ -66,3 +66,14 @@ endif()
 
 jobsched_add_consumer_test(cmake_add_subdirectory)
 jobsched_add_consumer_test(cmake_fetchcontent)
+
+# Without Catch2, configuring the tests is an error that says what to install, never a
+# suite that passes with its tests skipped.
+add_test(NAME cmake_without_catch2
+         COMMAND "${CMAKE_COMMAND}" -S "${PROJECT_SOURCE_DIR}"
+                 -B "${CMAKE_CURRENT_BINARY_DIR}/without_catch2"
+                 "-DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}"
+                 -DCMAKE_DISABLE_FIND_PACKAGE_Catch2=ON -DJOBSCHED_BUILD_TESTS=ON)
+set_tests_properties(cmake_without_catch2 PROPERTIES
+  TIMEOUT 120 LABELS packaging
+  PASS_REGULAR_EXPRESSION "tests need Catch2.*apt-get install catch2")

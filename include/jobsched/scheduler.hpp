@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "claim.hpp"
-#include "detail/claim_order.hpp"
 #include "detail/connection_setup.hpp"
+#include "detail/job_order.hpp"
 #include "detail/job_row.hpp"
 #include "detail/sql.hpp"
 #include "detail/sqlite.hpp"
@@ -168,15 +168,7 @@ class Scheduler {
   /// pending but locked ones.
   std::optional<JobDelay> seconds_until_next_job(std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    std::optional<detail::Candidate> next;
-    {
-      detail::Run run(reads().select_next_start);
-      bind_now(run, at);
-      if (run.step())
-        next = detail::Candidate{run.column_int64(0), 0, run.column_double(1)};
-    }
-    detail::keep_earliest(next, first_freed_by_lease(at, nullptr));
-    return detail::delay_until(next, at);
+    return detail::delay_until(order(at).first_due(nullptr), at);
   }
 
   /// As above, counting only jobs in `queues`.
@@ -184,21 +176,7 @@ class Scheduler {
                                                  std::optional<TimePoint> now = std::nullopt) {
     check_queues(queues);
     const double at = checked_now(now);
-    std::optional<detail::Candidate> next;
-    detail::ClaimOrderScan scan(reads());
-    for (const std::string& queue : queues) {
-      scan.for_each_priority(queue, [&](int priority) {
-        detail::Run run(reads().first_free_in_level);
-        bind_now(run, at);
-        run.bind_text(2, queue).bind(3, std::int64_t{priority});
-        if (run.step())
-          detail::keep_earliest(next,
-                                detail::Candidate{run.column_int64(0), 0, run.column_double(1)});
-        return false;
-      });
-      detail::keep_earliest(next, first_freed_by_lease(at, &queue));
-    }
-    return detail::delay_until(next, at);
+    return detail::delay_until(order(at).first_due(&queues), at);
   }
 
   /// How many jobs are neither completed, failed nor expired at `now`, locked or not.
@@ -448,19 +426,7 @@ class Scheduler {
     const double at = checked_now(now);
     const double until = lease_end(at, lease);
     fail_abandoned_jobs(at);
-    std::optional<detail::Candidate> best;
-    detail::ClaimOrderScan scan(reads());
-    auto consider = [&](const std::string& queue, std::int64_t top) {
-      std::optional<detail::Candidate> found = first_due_in_queue(scan, queue, at, top);
-      if (found && (!best || detail::claimed_before(*found, *best)))
-        best = found;
-    };
-    if (queues != nullptr) {
-      for (const std::string& queue : *queues)
-        consider(queue, detail::ClaimOrderScan::no_level);
-    } else {
-      scan.for_each_queue([&](const std::string& queue, int top) { consider(queue, top); });
-    }
+    const std::optional<detail::Candidate> best = order(at).first_claimable(queues);
     std::optional<ClaimedJob> claimed;
     if (best) {
       detail::Run update(write.claim_job);
@@ -480,47 +446,6 @@ class Scheduler {
     return claimed;
   }
 
-  std::optional<detail::Candidate> first_due_in_queue(detail::ClaimOrderScan& scan,
-                                                      const std::string& queue, double at,
-                                                      std::int64_t top) {
-    std::optional<detail::Candidate> found;
-    scan.for_each_priority(
-        queue,
-        [&](int priority) {
-          detail::Run run(reads().first_due_in_level);
-          bind_now(run, at);
-          run.bind_text(2, queue).bind(3, std::int64_t{priority});
-          if (run.step())
-            found = detail::Candidate{run.column_int64(0), priority, run.column_double(1)};
-          return found.has_value();
-        },
-        top);
-    return found;
-  }
-
-  // The held job (in `queue`, or in any queue when null) that its lease frees first, dated
-  // by the later of its lease end and its start. Leases come in order of their end, so the
-  // walk stops at the first lease that ends after the best date found: one row, unless
-  // leases were moved back before their job's start.
-  std::optional<detail::Candidate> first_freed_by_lease(double at, const std::string* queue) {
-    detail::Run run(reads().live_leases);
-    bind_now(run, at);
-    if (queue != nullptr) {
-      run.bind_text(2, *queue);
-    } else {
-      run.bind_null(2);
-    }
-    std::optional<detail::Candidate> best;
-    while (run.step()) {
-      const double lease_until = run.column_double(2);
-      if (best && lease_until > best->at)
-        break;
-      detail::keep_earliest(best, detail::Candidate{run.column_int64(0), 0,
-                                                    std::max(run.column_double(1), lease_until)});
-    }
-    return best;
-  }
-
   // Marks failed the jobs whose lease ran out on their last attempt (after a look, which
   // is cheaper when there are none: see sql::any_abandoned_job).
   void fail_abandoned_jobs(double at) {
@@ -534,6 +459,10 @@ class Scheduler {
     detail::Run run(write.fail_abandoned_jobs);
     bind_now(run, at);
     run.execute();
+  }
+
+  detail::JobOrder order(double at) {
+    return detail::JobOrder(reads(), at, options_.retry.max_attempts);
   }
 
   // Binds "now" (?1) and the default limit on attempts (?20) of a statement that has both.

@@ -141,8 +141,8 @@ inline bool directory_refuses_writes(const std::string& path) {
 // os_unix.c) and would write a new database over it: such a file is not a database.
 inline void refuse_one_byte_file(const std::string& path) {
 #if __has_include(<sys/stat.h>)
-  if (path.rfind("file:", 0) == 0)
-    return;  // a URI: its path is SQLite's to decode
+  if (path == ":memory:" || path.rfind("file:", 0) == 0)
+    return;  // no file, or a URI whose path is SQLite's to decode
   struct stat info {};
   if (::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && info.st_size == 1) {
     throw SchemaError(std::string(message_prefix) + "the file is not a database: it holds 1 byte",

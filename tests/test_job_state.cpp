@@ -300,3 +300,23 @@ TEST_CASE("next_job and both forms of seconds_until_next_job agree in any mix of
       CHECK(plain->delay >= Seconds{0});
   }
 }
+
+TEST_CASE("a job that used its attempts and holds no lease is never taken for abandoned") {
+  // "Abandoned" must be true or false, never NULL: with no lease it is false. Found by the
+  // fuzzer: a last attempt's claim ended by unlock_job left lease_until NULL, NOT (NULL) is
+  // NULL, and delete_expired_jobs kept the expired job.
+  Fixture f(GENERATE(as<std::string>{}, "file", "memory"));
+  const Job job = f.scheduler.add_job("j", starting(kT - 1, kT + 10));
+  REQUIRE(f.scheduler.claim_next_job(Seconds{5}, at(kT)).has_value());
+  REQUIRE(f.scheduler.unlock_job(job.id, at(kT + 1)));
+  const bool locked_again = GENERATE(false, true);
+  INFO((locked_again ? "locked again" : "left unlocked"));
+  if (locked_again)
+    REQUIRE(f.scheduler.lock_job(job.id, at(kT + 2)));
+  const auto later = at(kT + 20);
+  CHECK(f.scheduler.get_job(job.id, later)->is_expired(later));
+  CHECK(f.scheduler.count_pending_jobs(later) == 0);
+  CHECK(f.scheduler.failed_jobs(later).empty());
+  CHECK(f.scheduler.delete_expired_jobs(later) == 1);
+  CHECK_FALSE(f.scheduler.get_job(job.id, later).has_value());
+}

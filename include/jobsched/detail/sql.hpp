@@ -19,9 +19,11 @@ inline constexpr int default_max_attempts = 20;
 // Abandoned: an open job whose lease ran out on its last attempt, before it expired. It
 // failed at that lease end, whether or not its row says so yet (the next write that meets it
 // marks it); every statement treats it so, reads through JOBSCHED_JOB_COLUMNS included.
-#define JOBSCHED_ABANDONED                                                          \
-  "(lease_until <= ?1 AND attempts >= " JOBSCHED_MAX_ATTEMPTS " AND " JOBSCHED_OPEN \
-  " AND (expires_at IS NULL OR lease_until < expires_at))"
+// Never NULL (a job without a lease is not abandoned), so that NOT of it keeps every row
+// that is not.
+#define JOBSCHED_ABANDONED                                                              \
+  "(lease_until IS NOT NULL AND lease_until <= ?1 AND attempts >= " JOBSCHED_MAX_ATTEMPTS \
+  " AND " JOBSCHED_OPEN " AND (expires_at IS NULL OR lease_until < expires_at))"
 #define JOBSCHED_LEASE_RAN_OUT "'the lease of attempt ' || attempts || ' ran out'"
 // A job's columns, an abandoned job shown as its row will be once marked (see
 // fail_abandoned_jobs), so that a job's state is one function of its row and now.

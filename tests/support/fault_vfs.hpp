@@ -24,6 +24,7 @@
 #include <jobsched/jobsched.hpp>
 
 #include "python_files.hpp"
+#include "shim_vfs.hpp"
 #include "temp_file.hpp"
 
 namespace jobsched_test::faults {
@@ -105,18 +106,10 @@ struct Extra {
   const sqlite3_io_methods* real;  // the real methods
 };
 
-inline sqlite3_vfs*& real_vfs() {
-  static sqlite3_vfs* vfs = nullptr;
-  return vfs;
-}
-
-inline int& extra_offset() {
-  static int offset = 0;
-  return offset;
-}
+using shim::real_vfs;
 
 inline Extra* extra(sqlite3_file* file) {
-  return reinterpret_cast<Extra*>(reinterpret_cast<char*>(file) + extra_offset());
+  return shim::extra<Extra>(file);
 }
 
 inline int x_write(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offset) {
@@ -153,44 +146,13 @@ inline int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int f
   return rc;
 }
 
-// The other VFS methods forward to the real VFS, with its own pointer.
+// xDelete and xAccess forward to the real VFS (the rest: shim_vfs.hpp).
 inline int x_delete(sqlite3_vfs*, const char* name, int sync_dir) {
   return real_vfs()->xDelete(real_vfs(), name, sync_dir);
 }
 inline int x_access(sqlite3_vfs*, const char* name, int flags, int* out) {
   return real_vfs()->xAccess(real_vfs(), name, flags, out);
 }
-inline int x_full_pathname(sqlite3_vfs*, const char* name, int size, char* out) {
-  return real_vfs()->xFullPathname(real_vfs(), name, size, out);
-}
-inline void* x_dl_open(sqlite3_vfs*, const char* name) {
-  return real_vfs()->xDlOpen(real_vfs(), name);
-}
-inline void x_dl_error(sqlite3_vfs*, int size, char* out) {
-  real_vfs()->xDlError(real_vfs(), size, out);
-}
-inline void (*x_dl_sym(sqlite3_vfs*, void* handle, const char* symbol))(void) {
-  return real_vfs()->xDlSym(real_vfs(), handle, symbol);
-}
-inline void x_dl_close(sqlite3_vfs*, void* handle) {
-  real_vfs()->xDlClose(real_vfs(), handle);
-}
-inline int x_randomness(sqlite3_vfs*, int size, char* out) {
-  return real_vfs()->xRandomness(real_vfs(), size, out);
-}
-inline int x_sleep(sqlite3_vfs*, int microseconds) {
-  return real_vfs()->xSleep(real_vfs(), microseconds);
-}
-inline int x_current_time(sqlite3_vfs*, double* out) {
-  return real_vfs()->xCurrentTime(real_vfs(), out);
-}
-inline int x_get_last_error(sqlite3_vfs*, int size, char* out) {
-  return real_vfs()->xGetLastError(real_vfs(), size, out);
-}
-inline int x_current_time_int64(sqlite3_vfs*, sqlite3_int64* out) {
-  return real_vfs()->xCurrentTimeInt64(real_vfs(), out);
-}
-
 }  // namespace detail
 
 inline constexpr const char* vfs_name = "jobsched-fault";
@@ -199,38 +161,12 @@ inline constexpr const char* vfs_name = "jobsched-fault";
 inline void install() {
   static std::once_flag once;
   std::call_once(once, [] {
-    sqlite3_vfs* real = sqlite3_vfs_find(nullptr);
-    if (real == nullptr)
-      throw std::runtime_error("fault_vfs: no default VFS");
-    detail::real_vfs() = real;
-    detail::extra_offset() = (real->szOsFile + 7) & ~7;
-    static sqlite3_vfs shim{};
-    shim.iVersion = real->iVersion < 2 ? real->iVersion : 2;
-    shim.szOsFile = detail::extra_offset() + static_cast<int>(sizeof(detail::Extra));
-    shim.mxPathname = real->mxPathname;
-    shim.zName = vfs_name;
-    shim.pAppData = nullptr;
-    shim.xOpen = &detail::x_open;
-    shim.xDelete = &detail::x_delete;
-    shim.xAccess = &detail::x_access;
-    shim.xFullPathname = &detail::x_full_pathname;
-    shim.xDlOpen = real->xDlOpen != nullptr ? &detail::x_dl_open : nullptr;
-    shim.xDlError = real->xDlError != nullptr ? &detail::x_dl_error : nullptr;
-    shim.xDlSym = real->xDlSym != nullptr ? &detail::x_dl_sym : nullptr;
-    shim.xDlClose = real->xDlClose != nullptr ? &detail::x_dl_close : nullptr;
-    shim.xRandomness = &detail::x_randomness;
-    shim.xSleep = &detail::x_sleep;
-    shim.xCurrentTime = &detail::x_current_time;
-    shim.xGetLastError = real->xGetLastError != nullptr ? &detail::x_get_last_error : nullptr;
-    if (shim.iVersion >= 2)
-      shim.xCurrentTimeInt64 = &detail::x_current_time_int64;
-    const int rc = sqlite3_vfs_register(&shim, 0);
-    if (rc != SQLITE_OK)
-      throw std::runtime_error("fault_vfs: sqlite3_vfs_register failed: " + std::to_string(rc));
+    static sqlite3_vfs vfs{};
+    shim::register_vfs(vfs, vfs_name, static_cast<int>(sizeof(detail::Extra)),
+                       {&detail::x_open, &detail::x_delete, &detail::x_access});
   });
 }
 
-/// The URI that opens `path` on the shim.
 inline std::string uri(const std::string& path) {
   std::string out = "file:";
   for (const char c : path) {

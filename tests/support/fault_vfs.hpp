@@ -168,17 +168,7 @@ inline void install() {
 }
 
 inline std::string uri(const std::string& path) {
-  std::string out = "file:";
-  for (const char c : path) {
-    if (c == '?' || c == '#' || c == '%') {
-      char buffer[4];
-      std::snprintf(buffer, sizeof buffer, "%%%02X", static_cast<unsigned char>(c));
-      out += buffer;
-    } else {
-      out += c;
-    }
-  }
-  return out + "?vfs=" + vfs_name;
+  return shim::uri(path, vfs_name);
 }
 
 /// Starts counting from zero; the plan's Nth counted operation (and later ones if

@@ -457,17 +457,7 @@ inline void install() {
 }
 
 inline std::string uri(const std::string& path) {
-  std::string out = "file:";
-  for (const char c : path) {
-    if (c == '?' || c == '#' || c == '%') {
-      char buffer[4];
-      std::snprintf(buffer, sizeof buffer, "%%%02X", static_cast<unsigned char>(c));
-      out += buffer;
-    } else {
-      out += c;
-    }
-  }
-  return out + "?vfs=" + vfs_name;
+  return shim::uri(path, vfs_name);
 }
 
 /// The names SQLite gives the files of the database at `path`: the main file, -journal,

@@ -8,6 +8,7 @@
 
 #include <sqlite3.h>
 
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -60,6 +61,21 @@ inline int x_get_last_error(sqlite3_vfs*, int size, char* out) {
 }
 inline int x_current_time_int64(sqlite3_vfs*, sqlite3_int64* out) {
   return real_vfs()->xCurrentTimeInt64(real_vfs(), out);
+}
+
+/// A URI opening `path` through the VFS named `vfs` (the characters a URI reserves escaped).
+inline std::string uri(const std::string& path, const char* vfs) {
+  std::string out = "file:";
+  for (const char c : path) {
+    if (c == '?' || c == '#' || c == '%') {
+      char buffer[4];
+      std::snprintf(buffer, sizeof buffer, "%%%02X", static_cast<unsigned char>(c));
+      out += buffer;
+    } else {
+      out += c;
+    }
+  }
+  return out + "?vfs=" + vfs;
 }
 
 /// The methods a shim supplies itself.

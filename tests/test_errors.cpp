@@ -146,8 +146,10 @@ TEST_CASE("A write blocked past the busy timeout throws BusyError and changes no
   const auto added = scheduler.add_job("after", jobsched_test::job_times(at(10), at(20)));
   CHECK(added.id == 3);
   CHECK(job_count(scheduler.handle()) == 3);
-  CHECK(query_int(scheduler.handle(), "SELECT count(*) FROM job WHERE data = X'626C6F636B6564'") ==
+  CHECK(query_int(scheduler.handle(),
+                  "SELECT count(*) FROM job_payload WHERE data = X'626C6F636B6564'") ==
         0);  // "blocked"
+  CHECK(query_int(scheduler.handle(), "SELECT count(*) FROM job_payload") == 2);
   const auto after = scheduler.get_job(existing.id);
   REQUIRE(after.has_value());
   CHECK(*after == existing);

@@ -499,19 +499,33 @@ TEST_CASE("a priority or queue of the wrong type written by the host ends in an 
   later.starts_at = scheduler.now() + jobsched::Seconds{60};
   later.created_at = scheduler.now();
   scheduler.add_job("later", later);
+  // More due jobs than a claim moves on, all stored as scheduled: a claim walks their queues
+  // and priority levels, as it does when many jobs came due since the last claims.
+  const int lagging = jobsched::detail::sql::moves_per_claim * 3;
+  jobsched::JobOptions due;
+  due.created_at = scheduler.now() - jobsched::Seconds{10};
+  for (int i = 0; i < lagging; ++i)
+    scheduler.add_job("due", due);
   const std::vector<std::string> default_queue{""};
 
   // Out of int range: read as an int it would wrap and the scan of levels would repeat.
-  jobsched_test::exec_raw(scheduler.handle(), "UPDATE job SET priority = -4294967293");
+  jobsched_test::exec_raw(scheduler.handle(), "UPDATE job SET priority = -4294967293, state = 0");
   CHECK_THROWS_AS(scheduler.seconds_until_next_job(default_queue), jobsched::Error);
   CHECK_THROWS_AS(scheduler.claim_next_job(jobsched::Seconds{1}), jobsched::Error);
 
   // A BLOB queue sorts after every text: the scan of queues would never move past it.
-  jobsched_test::exec_raw(scheduler.handle(), "UPDATE job SET priority = 0, queue = X'61'");
+  jobsched_test::exec_raw(scheduler.handle(),
+                          "UPDATE job SET priority = 0, queue = X'61', state = 0");
   CHECK_THROWS_AS(scheduler.claim_next_job(jobsched::Seconds{1}), jobsched::Error);
 
   // Put right, the same scheduler works again.
   jobsched_test::exec_raw(scheduler.handle(), "UPDATE job SET queue = ''");
   REQUIRE(scheduler.seconds_until_next_job(default_queue).has_value());
-  CHECK(scheduler.seconds_until_next_job(default_queue)->delay > jobsched::Seconds{59});
+  CHECK(scheduler.seconds_until_next_job(default_queue)->delay == jobsched::Seconds{0});
+  int claimed = 0;
+  while (scheduler.claim_next_job(jobsched::Seconds{60}))
+    ++claimed;
+  CHECK(claimed == lagging);
+  REQUIRE(scheduler.seconds_until_next_job(default_queue).has_value());
+  CHECK(scheduler.seconds_until_next_job(default_queue)->delay > jobsched::Seconds{58});
 }

@@ -222,8 +222,10 @@ struct WalCase {
 /// In the child: the jobs must be 1..count with their payloads.
 bool check_prefix(sqlite3* db, std::int64_t& count, ChildReport& report) {
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, "SELECT id, data FROM job ORDER BY id", -1, &stmt, nullptr) !=
-      SQLITE_OK) {
+  if (sqlite3_prepare_v2(db,
+                         "SELECT id, coalesce(data, (SELECT data FROM job_payload"
+                         " WHERE job_id = job.id)) FROM job ORDER BY id",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
     report.fail(std::string("cannot read the jobs: ") + sqlite3_errmsg(db));
     return false;
   }

@@ -31,7 +31,9 @@ Stored stored_data(sqlite3* db, std::int64_t id) {
   sqlite3_stmt* stmt = nullptr;
   REQUIRE(sqlite3_prepare_v2(db,
                              "SELECT typeof(data), coalesce(length(CAST(data AS BLOB)), -1)"
-                             " FROM job WHERE id = ?1",
+                             " FROM job_payload WHERE job_id = ?1"
+                             " UNION ALL SELECT 'null', -1 WHERE NOT EXISTS"
+                             " (SELECT 1 FROM job_payload WHERE job_id = ?1)",
                              -1, &stmt, nullptr) == SQLITE_OK);
   sqlite3_bind_int64(stmt, 1, id);
   Stored result;

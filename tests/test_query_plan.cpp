@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
-// The query plans of the library's own SQL on a migrated file: the next job comes from the
-// partial index on pending jobs in (starts_at, id) order, never from a sort, never from the
-// seed's ix_job_completed_at_expires_at, never from a full scan; counting reads a covering
-// index. Checked on a fresh file and on one migrated from version 1, before and after ANALYZE.
+// The query plans of every statement the library runs, on a fresh file, on one holding jobs in
+// every state (after ANALYZE, and in a new connection), and on one migrated from version 1:
+// each reads the index of the states it serves (or a row by its id), none sorts into a
+// temporary b-tree (but the list of failed jobs), none scans the job table.
 
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -23,162 +24,282 @@ using jobsched_test::scans_job_without_index;
 
 namespace {
 
+using jobsched::Seconds;
 using jobsched_test::exec_raw;
 using jobsched_test::open_raw;
+using jobsched_test::query_int;
 using jobsched_test::TempFile;
 using jobsched_test::write_v1_file;
 
 constexpr double kNow = 1'700'000'000.0;
 
-/// The plan of one of the library's statements, with ?1 ("now") bound.
-std::vector<std::string> plan_of(sqlite3* db, const std::string& sql) {
-  return jobsched_test::plan_of(db, sql,
-                                [](sqlite3_stmt* stmt) { sqlite3_bind_double(stmt, 1, kNow); });
+/// A value bound to one parameter.
+struct Param {
+  enum Kind { null, real, integer, text } kind = null;
+  double real_value = 0;
+  std::int64_t integer_value = 0;
+  std::string text_value;
+};
+Param real(double value) {
+  return {Param::real, value, 0, {}};
+}
+Param integer(std::int64_t value) {
+  return {Param::integer, 0, value, {}};
+}
+Param text(std::string value) {
+  return {Param::text, 0, 0, std::move(value)};
+}
+Param null() {
+  return {};
 }
 
-/// The next-job statements: from the pending partial index, in order, no sort.
-void check_next_job_plan(sqlite3* db, const char* name, const char* sql) {
-  const std::vector<std::string> plan = plan_of(db, sql);
-  INFO(name << " plan:\n" << joined(plan));
-  CAPTURE(sql);
-  CHECK_FALSE(plan.empty());
-  CHECK_FALSE(mentions(plan, "TEMP B-TREE"));
-  CHECK_FALSE(mentions(plan, "ix_job_completed_at_expires_at"));
-  CHECK_FALSE(mentions(plan, "ix_job_starts_at_expires_at"));
-  CHECK_FALSE(scans_job_without_index(plan));
-  CHECK(mentions(plan, "ix_job_pending_starts_at"));
-}
+/// A statement, the values of ?2 on (?1 is always now, ?20 the default limit on attempts),
+/// the index its plan must name, and whether it may sort.
+struct Expected {
+  const char* name;
+  const char* sql;
+  std::vector<Param> params;
+  std::vector<const char*> must_use;  // index names, or "INTEGER PRIMARY KEY"
+  bool may_sort = false;
+};
 
-/// The next-job statements, and deleting expired jobs through the pending expiry index.
-void check_all_plans(sqlite3* db) {
-  using namespace jobsched::detail;
-  check_next_job_plan(db, "select_next_job", sql::select_next_job);
-  check_next_job_plan(db, "select_next_start", sql::select_next_start);
-  check_next_job_plan(db, "lock_next_job", sql::lock_next_job);
-
-  const std::vector<std::string> plan = plan_of(db, sql::delete_expired_jobs);
-  INFO("delete_expired_jobs plan:\n" << joined(plan));
-  CHECK_FALSE(scans_job_without_index(plan));
-  CHECK_FALSE(mentions(plan, "ix_job_completed_at_expires_at"));
-  CHECK(mentions(plan, "ix_job_pending_expires_at"));
-}
-
-/// Counting: every open job (a walk of the partial index, no comparison per entry) less the
-/// expired range; both read the covering index only.
-void check_count_plan(sqlite3* db) {
-  const std::vector<std::string> plan = plan_of(db, jobsched::detail::sql::count_pending_jobs);
-  INFO("count_pending_jobs plan:\n" << joined(plan));
-  CHECK_FALSE(scans_job_without_index(plan));
-  CHECK_FALSE(mentions(plan, "TEMP B-TREE"));
-  CHECK_FALSE(mentions(plan, "ix_job_completed_at_expires_at"));
-  int covering = 0;
-  for (const std::string& line : plan) {
-    if (line.find("USING COVERING INDEX ix_job_pending_expires_at") != std::string::npos) {
-      ++covering;
+std::vector<std::string> plan_of(sqlite3* db, const Expected& statement) {
+  return jobsched_test::plan_of(db, statement.sql, [&](sqlite3_stmt* stmt) {
+    const int count = sqlite3_bind_parameter_count(stmt);
+    if (count >= 1)
+      sqlite3_bind_double(stmt, 1, kNow);
+    if (count >= 20)
+      sqlite3_bind_int64(stmt, 20, 10);
+    for (std::size_t i = 0; i < statement.params.size(); ++i) {
+      const int index = static_cast<int>(i) + 2;
+      const Param& param = statement.params[i];
+      switch (param.kind) {
+        case Param::null:
+          sqlite3_bind_null(stmt, index);
+          break;
+        case Param::real:
+          sqlite3_bind_double(stmt, index, param.real_value);
+          break;
+        case Param::integer:
+          sqlite3_bind_int64(stmt, index, param.integer_value);
+          break;
+        case Param::text:
+          sqlite3_bind_text(stmt, index, param.text_value.c_str(), -1, SQLITE_TRANSIENT);
+          break;
+      }
     }
-  }
-  CHECK(covering == 2);
+  });
 }
 
-/// `count` jobs through the scheduler: most completed (as files that run a long time are),
-/// some expired, the rest pending with and without expiry.
-void add_jobs(jobsched::Scheduler& scheduler, int count) {
+constexpr const char* by_id = "INTEGER PRIMARY KEY";
+
+std::vector<Expected> statements() {
+  namespace sql = jobsched::detail::sql;
+  const Param top = integer(std::numeric_limits<int>::max());
+  const std::vector<Param> held{integer(1), integer(12345), real(kNow + 30), text("e")};
+  const Param moves = integer(sql::moves_per_claim);
+  return {
+      // Reads.
+      {"select_job", sql::select_job, {integer(1)}, {by_id}},
+      {"count_pending_jobs",
+       sql::count_pending_jobs,
+       {},
+       {"ix_job_expiry", "ix_job_last_leases", "ix_job_expired"}},
+      {"lagging_states",
+       sql::lagging_states,
+       {},
+       {"ix_job_start_order", "ix_job_leases", "ix_job_last_leases", "ix_job_expiry",
+        "ix_job_expired"}},
+      {"first_in_start_order (scheduled)",
+       sql::first_in_start_order,
+       {integer(0)},
+       {"ix_job_start_order"}},
+      {"first_in_start_order (available)",
+       sql::first_in_start_order,
+       {integer(1)},
+       {"ix_job_start_order"}},
+      {"first_in_start_order (leased)",
+       sql::first_in_start_order,
+       {integer(2)},
+       {"ix_job_start_order"}},
+      {"first_available", sql::first_available, {}, {"ix_job_claim_order"}},
+      {"first_available_in_queue",
+       sql::first_available_in_queue,
+       {text("q1")},
+       {"ix_job_queue_order"}},
+      {"next_queue", sql::next_queue, {text("")}, {"ix_job_queue_order"}},
+      {"next_priority",
+       sql::next_priority,
+       {text("q1"), top, integer(0)},
+       {"ix_job_queue_order"}},
+      {"first_due_in_level",
+       sql::first_due_in_level,
+       {text("q1"), integer(0), integer(2)},
+       {"ix_job_queue_order"}},
+      {"first_free_in_level",
+       sql::first_free_in_level,
+       {text("q1"), integer(0), integer(0)},
+       {"ix_job_queue_order"}},
+      {"unexpired_moved_out (any queue)",
+       sql::unexpired_moved_out,
+       {null()},
+       {"ix_job_expired"}},
+      {"unexpired_moved_out (one queue)",
+       sql::unexpired_moved_out,
+       {text("q1")},
+       {"ix_job_expired"}},
+      {"live_leases (any queue)", sql::live_leases, {null()}, {"ix_job_leases"}},
+      {"live_leases (one queue)", sql::live_leases, {text("q1")}, {"ix_job_leases"}},
+      // Sorts the failed jobs it returns (their failure time is a CASE of two columns).
+      {"select_failed_jobs",
+       sql::select_failed_jobs,
+       {},
+       {"ix_job_failed", "ix_job_last_leases"},
+       true},
+      // Writes of one job.
+      {"complete_job", sql::complete_job, {integer(1), real(kNow)}, {by_id}},
+      {"delete_job", sql::delete_job, {integer(1)}, {by_id}},
+      {"delete_payload", sql::delete_payload, {integer(1)}, {by_id}},
+      {"lock_job", sql::lock_job, {integer(1)}, {by_id}},
+      {"unlock_job", sql::unlock_job, {integer(1)}, {by_id}},
+      {"lock_job_by_id", sql::lock_job_by_id, {integer(1)}, {by_id}},
+      {"claim_job", sql::claim_job, {integer(1), real(kNow + 30)}, {by_id}},
+      {"select_claimed_job", sql::select_claimed_job, {integer(1)}, {by_id}},
+      {"complete_claim", sql::complete_claim, held, {by_id}},
+      {"extend_claim", sql::extend_claim, held, {by_id}},
+      {"release_claim", sql::release_claim, held, {by_id}},
+      {"select_claimed", sql::select_claimed, held, {by_id}},
+      {"retry_later", sql::retry_later, held, {by_id}},
+      {"fail_for_good", sql::fail_for_good, held, {by_id}},
+      {"retry_job", sql::retry_job, {integer(1)}, {by_id}},
+      {"move_free_job", sql::move_free_job, {integer(1)}, {by_id}},
+      {"fail_abandoned_job", sql::fail_abandoned_job, {integer(1)}, {by_id}},
+      {"move_expired_last_lease", sql::move_expired_last_lease, {integer(1)}, {by_id}},
+      // A claim's upkeep.
+      {"due_scheduled", sql::due_scheduled, {moves}, {"ix_job_start_order"}},
+      {"expired_free", sql::expired_free, {moves}, {"ix_job_expiry"}},
+      {"ran_out_leases", sql::ran_out_leases, {moves}, {"ix_job_leases"}},
+      {"ran_out_last_leases", sql::ran_out_last_leases, {moves}, {"ix_job_last_leases"}},
+      {"any_abandoned_job", sql::any_abandoned_job, {}, {"ix_job_last_leases"}},
+      {"fail_abandoned_jobs", sql::fail_abandoned_jobs, {}, {"ix_job_last_leases"}},
+      // Deleting many.
+      {"delete_completed_payloads",
+       sql::delete_completed_payloads,
+       {},
+       {"ix_job_completed"}},
+      {"delete_completed_jobs", sql::delete_completed_jobs, {}, {"ix_job_completed"}},
+      {"delete_expired_payloads",
+       sql::delete_expired_payloads,
+       {},
+       {"ix_job_expired", "ix_job_expiry"}},
+      {"delete_expired_jobs",
+       sql::delete_expired_jobs,
+       {},
+       {"ix_job_expired", "ix_job_expiry"}},
+      {"delete_failed_payloads", sql::delete_failed_payloads, {}, {"ix_job_failed"}},
+      {"delete_failed_jobs", sql::delete_failed_jobs, {}, {"ix_job_failed"}},
+  };
+}
+
+void check_plans(sqlite3* db) {
+  for (const Expected& statement : statements()) {
+    const std::vector<std::string> plan = plan_of(db, statement);
+    INFO(statement.name << " plan:\n" << joined(plan));
+    CAPTURE(statement.sql);
+    CHECK_FALSE(plan.empty());
+    if (!statement.may_sort)
+      CHECK_FALSE(mentions(plan, "TEMP B-TREE"));
+    CHECK_FALSE(scans_job_without_index(plan));
+    CHECK_FALSE(mentions(plan, "SCAN job_payload"));
+    for (const char* index : statement.must_use)
+      CHECK(mentions(plan, index));
+  }
+}
+
+/// `count` jobs in every state: ten queues, priorities -3 to 3, past and future starts,
+/// completed, failed, expired (moved out and not), locked, claimed with a live or lapsed
+/// lease, on a last attempt or not.
+void add_jobs_in_every_state(jobsched::Scheduler& scheduler, int count) {
   exec_raw(scheduler.handle(), "BEGIN");
   for (int i = 0; i < count; ++i) {
-    const double created = kNow - 10'000 + i;
     jobsched::JobOptions options;
-    options.created_at = jobsched::from_unix_seconds(created);
-    options.starts_at = jobsched::from_unix_seconds(created + (i % 7) * 100.0);
-    if (i % 3 == 0)
-      options.expires_at = jobsched::from_unix_seconds(created + 20'000);
-    if (i % 11 == 0)
-      options.expires_at = *options.starts_at;  // long expired
+    options.created_at = jobsched::from_unix_seconds(kNow - 100'000);
+    options.starts_at = jobsched::from_unix_seconds(kNow - 50'000 + (i * 37 % 100'000));
+    if (i % 10 == 3)
+      options.expires_at = *options.starts_at + Seconds{100};
+    options.priority = i % 7 - 3;
+    options.queue = i % 10 == 0 ? "" : "q" + std::to_string(i % 10);
+    if (i % 13 == 0)
+      options.max_attempts = 1;
     const jobsched::Job job = scheduler.add_job(jobsched::Payload("p"), options);
-    if (i % 4 != 0)
+    if (i % 3 == 0)
       scheduler.complete_job(job.id, jobsched::from_unix_seconds(kNow - 1));
+    else if (i % 17 == 0)
+      scheduler.lock_job(job.id, jobsched::from_unix_seconds(kNow - 60'000));
   }
   exec_raw(scheduler.handle(), "COMMIT");
+  // Claims at moments before now: leases that ran out and leases that still run, some on
+  // a last attempt; failures; each claim moves some jobs on.
+  for (int i = 0; i < 300; ++i) {
+    const auto at = jobsched::from_unix_seconds(kNow - 200 + i * 0.5);
+    const auto claimed = scheduler.claim_next_job(Seconds{i % 2 == 0 ? 10.0 : 100'000.0}, at);
+    REQUIRE(claimed);
+    if (i % 5 == 0)
+      scheduler.fail(claimed->claim, "e", at);
+  }
 }
 
 }  // namespace
 
-TEST_CASE("the next-job queries on a fresh file read the pending index without sorting",
+TEST_CASE("every statement reads the index of the states it serves, never sorting or scanning",
           "[query-plan]") {
-  TempFile file("plan-fresh");
-  auto scheduler = jobsched::Scheduler::open(file.path());
+  TempFile file("plan");
+  jobsched::Options options;
+  options.clock = [] { return jobsched::from_unix_seconds(kNow); };
+  auto scheduler = jobsched::Scheduler::open(file.path(), options);
   REQUIRE(scheduler.migrated_from() == std::optional<int>(-1));
-  SECTION("empty") {
-    check_all_plans(scheduler.handle());
+  sqlite3* db = scheduler.handle();
+  SECTION("on a fresh file") {
+    check_plans(db);
   }
-  SECTION("empty, after ANALYZE") {
-    exec_raw(scheduler.handle(), "ANALYZE");
-    check_all_plans(scheduler.handle());
+  SECTION("on a fresh file, after ANALYZE") {
+    exec_raw(db, "ANALYZE");
+    check_plans(db);
   }
-  SECTION("with jobs, after ANALYZE") {
-    add_jobs(scheduler, 2000);
-    exec_raw(scheduler.handle(), "ANALYZE");
-    REQUIRE(jobsched_test::query_int(scheduler.handle(), "SELECT count(*) FROM sqlite_stat1") > 0);
-    check_all_plans(scheduler.handle());
-  }
-  SECTION("with only pending jobs that never expire, after ANALYZE") {
-    exec_raw(scheduler.handle(), "BEGIN");
-    for (int i = 0; i < 2000; ++i) {
-      jobsched::JobOptions options;
-      options.created_at = jobsched::from_unix_seconds(kNow + i);
-      scheduler.add_job(jobsched::Payload("p"), options);
+  SECTION("with 5000 jobs in every state, after ANALYZE") {
+    add_jobs_in_every_state(scheduler, 5000);
+    exec_raw(db, "ANALYZE");
+    REQUIRE(query_int(db, "SELECT count(*) FROM sqlite_stat1") > 0);
+    for (int state = 0; state <= 7; ++state) {
+      CAPTURE(state);
+      CHECK(query_int(db, "SELECT count(*) FROM job WHERE state = " + std::to_string(state)) > 0);
     }
-    exec_raw(scheduler.handle(), "COMMIT");
-    exec_raw(scheduler.handle(), "ANALYZE");
-    check_all_plans(scheduler.handle());
+    check_plans(db);
+  }
+  SECTION("with 5000 jobs in every state, after ANALYZE, in a new connection") {
+    add_jobs_in_every_state(scheduler, 5000);
+    exec_raw(db, "ANALYZE");
+    auto raw = open_raw(file.path());
+    check_plans(raw.get());
   }
 }
 
-TEST_CASE("the next-job queries on a file migrated from version 1 read the pending index",
+TEST_CASE("every statement reads the same indexes on a file migrated from version 1",
           "[query-plan]") {
   TempFile file("plan-from-v1");
   write_v1_file(file.path(), 3000);
   auto scheduler = jobsched::Scheduler::open(file.path());
   REQUIRE(scheduler.migrated_from() == std::optional<int>(1));
-  SECTION("as migrated (with the seed's stale statistics)") {
-    check_all_plans(scheduler.handle());
+  SECTION("with the seed's stale statistics") {
+    check_plans(scheduler.handle());
   }
   SECTION("after ANALYZE") {
     exec_raw(scheduler.handle(), "ANALYZE");
-    check_all_plans(scheduler.handle());
+    check_plans(scheduler.handle());
   }
   SECTION("after ANALYZE, in a new connection") {
     exec_raw(scheduler.handle(), "ANALYZE");
     auto raw = open_raw(file.path());
-    check_all_plans(raw.get());
-  }
-}
-
-TEST_CASE("counting pending jobs reads only the covering index of pending expiry times",
-          "[query-plan]") {
-  SECTION("a fresh file") {
-    TempFile file("plan-count-fresh");
-    auto scheduler = jobsched::Scheduler::open(file.path());
-    check_count_plan(scheduler.handle());
-  }
-  SECTION("a fresh file holding only pending jobs that never expire, after ANALYZE") {
-    TempFile file("plan-count-never-expire");
-    auto scheduler = jobsched::Scheduler::open(file.path());
-    exec_raw(scheduler.handle(), "BEGIN");
-    for (int i = 0; i < 2000; ++i) {
-      jobsched::JobOptions options;
-      options.created_at = jobsched::from_unix_seconds(kNow + i);
-      scheduler.add_job(jobsched::Payload("p"), options);
-    }
-    exec_raw(scheduler.handle(), "COMMIT");
-    exec_raw(scheduler.handle(), "ANALYZE");
-    check_count_plan(scheduler.handle());
-  }
-  SECTION("a file migrated from version 1, after ANALYZE") {
-    TempFile file("plan-count-from-v1");
-    write_v1_file(file.path(), 3000);
-    auto scheduler = jobsched::Scheduler::open(file.path());
-    REQUIRE(scheduler.migrated_from() == std::optional<int>(1));
-    exec_raw(scheduler.handle(), "ANALYZE");
-    check_count_plan(scheduler.handle());
+    check_plans(raw.get());
   }
 }

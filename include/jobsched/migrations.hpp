@@ -16,13 +16,15 @@ namespace jobsched {
 
 /// The schema version this build writes. Files at versions -1 (empty) to 2, written by the
 /// original Python scheduler and its successor, and 3 (ours), are upgraded to it on open.
-inline constexpr int current_schema_version = 4;
+inline constexpr int current_schema_version = 5;
 
 namespace detail {
 
 struct Migration {
   int version;
   const char* script;
+  // Run after `script` once each job's state is set (sql::set_job_states), when not null.
+  const char* after_states = nullptr;
 };
 
 // The lineage of job.db files. Versions 0 to 2 are exactly what the Python programs ran;
@@ -79,6 +81,34 @@ inline constexpr Migration migrations[] = {
      " WHERE completed_at IS NULL AND failed_at IS NULL;"
      "CREATE INDEX ix_job_leases ON job (lease_until) WHERE lease_until IS NOT NULL;"
      "CREATE INDEX ix_job_failed ON job (failed_at) WHERE failed_at IS NOT NULL;"},
+    // Every call logarithmic whatever the jobs are doing: each job's state is stored
+    // (detail/sql.hpp numbers them), and each index holds the jobs of the states it serves,
+    // so that held, locked, expired and finished jobs leave the ones claims and next_job
+    // read. Payloads move to a table of their own, so that a claim, which rewrites its row,
+    // does not copy the payload.
+    {5,
+     "ALTER TABLE job ADD COLUMN state INTEGER NOT NULL DEFAULT 0;"
+     "CREATE TABLE job_payload (job_id INTEGER PRIMARY KEY, data);"
+     "INSERT INTO job_payload (job_id, data) SELECT id, data FROM job WHERE data IS NOT NULL;"
+     "UPDATE job SET data = NULL WHERE data IS NOT NULL;"
+     "DROP INDEX ix_job_pending_starts_at;"
+     "DROP INDEX ix_job_pending_expires_at;"
+     "DROP INDEX ix_job_claim_order;"
+     "DROP INDEX ix_job_leases;",
+     // Claims from named queues, and the walks of lagging states; claims from every queue;
+     // next_job; leases by their end, with and without attempts left; expiry, of jobs
+     // in the schedule and of those moved out; completions.
+     "CREATE INDEX ix_job_queue_order ON job (queue, state, priority DESC, starts_at)"
+     " WHERE completed_at IS NULL AND failed_at IS NULL;"
+     "CREATE INDEX ix_job_claim_order ON job (priority DESC, starts_at) WHERE state = 1;"
+     "CREATE INDEX ix_job_start_order ON job (state, starts_at)"
+     " WHERE completed_at IS NULL AND failed_at IS NULL;"
+     "CREATE INDEX ix_job_leases ON job (lease_until) WHERE state = 2;"
+     "CREATE INDEX ix_job_last_leases ON job (lease_until) WHERE state = 3;"
+     "CREATE INDEX ix_job_expiry ON job (expires_at)"
+     " WHERE state < 5 AND expires_at IS NOT NULL;"
+     "CREATE INDEX ix_job_expired ON job (expires_at) WHERE state = 5;"
+     "CREATE INDEX ix_job_completed ON job (completed_at) WHERE state = 6;"},
 };
 static_assert(sizeof migrations / sizeof migrations[0] == current_schema_version + 1);
 
@@ -116,30 +146,49 @@ inline int read_schema_version(sqlite3* db) {
   return static_cast<int>(version);
 }
 
-// For a read-only scheduler on a file at an older version: a temporary view named `job`,
-// which SQLite finds before main.job, shows the old table with the columns it lacks at their
-// defaults (no lease, no attempt, the default queue), so that every read works unchanged. It
-// lives in the connection's temporary database: nothing is written to the file.
-inline void show_as_current(sqlite3* db, int version) {
+// For a read-only scheduler on a file at an older version: temporary views named `job` and
+// `job_payload`, which SQLite finds before main's tables, show the old table with the columns
+// it lacks at their defaults (no lease, no attempt, the default queue, each job's state from
+// its columns, `default_max_attempts` deciding a last attempt), so that every read works
+// unchanged. They live in the connection's temporary database: nothing is written to the
+// file.
+inline void show_as_current(sqlite3* db, int version, int default_max_attempts) {
   std::string columns = version < 0
                             ? "NULL AS id, NULL AS data, 0.0 AS created_at, 0.0 AS starts_at,"
                               " NULL AS expires_at, NULL AS completed_at"
                             : "id, data, created_at, starts_at, expires_at, completed_at";
   columns += version >= 2 ? ", locked_at" : ", NULL AS locked_at";
-  columns +=
-      ", NULL AS lease_until, NULL AS claim_token, 0 AS attempts, NULL AS max_attempts,"
-      " NULL AS backoff_initial, NULL AS backoff_max, NULL AS last_error, NULL AS failed_at,"
-      " 0 AS priority, '' AS queue";
+  if (version >= 4) {
+    columns +=
+        ", lease_until, claim_token, attempts, max_attempts, backoff_initial, backoff_max,"
+        " last_error, failed_at, priority, queue, CASE WHEN completed_at IS NOT NULL THEN 6"
+        " WHEN failed_at IS NOT NULL THEN 7 WHEN lease_until IS NOT NULL THEN CASE WHEN"
+        " attempts >= coalesce(max_attempts, " +
+        std::to_string(default_max_attempts) +
+        ") THEN 3 ELSE 2 END WHEN locked_at IS NOT NULL THEN 4 ELSE 0 END AS state";
+  } else {
+    columns +=
+        ", NULL AS lease_until, NULL AS claim_token, 0 AS attempts, NULL AS max_attempts,"
+        " NULL AS backoff_initial, NULL AS backoff_max, NULL AS last_error, NULL AS failed_at,"
+        " 0 AS priority, '' AS queue, CASE WHEN completed_at IS NOT NULL THEN 6";
+    columns += version >= 2 ? " WHEN locked_at IS NOT NULL THEN 4" : "";
+    columns += " ELSE 0 END AS state";
+    if (version < 0)
+      columns = columns.substr(0, columns.find(", CASE WHEN")) + ", 0 AS state";
+  }
   const std::string view =
       "CREATE TEMP VIEW job AS SELECT " + columns + (version < 0 ? " LIMIT 0" : " FROM main.job");
   exec(db, view.c_str());
+  // Every payload is in the old rows, which the view shows.
+  exec(db, "CREATE TEMP VIEW job_payload AS SELECT NULL AS job_id, NULL AS data LIMIT 0");
 }
 
 // Brings the schema to the current version in one write transaction (joined through a
 // SAVEPOINT if the caller has one open). Reads the version again once the write lock is
 // held, so that of several connections opening an old file at once exactly one migrates.
-// Returns the version it migrated from, or nothing when the file was already current.
-inline std::optional<int> migrate(sqlite3* db) {
+// Returns the version it migrated from, or nothing when the file was already current. Jobs
+// get the state they are in at `now`, with `default_max_attempts` deciding a last attempt.
+inline std::optional<int> migrate(sqlite3* db, double now, int default_max_attempts) {
   WriteTransaction transaction(db);
   const int from = read_schema_version(db);
   if (from == current_schema_version)
@@ -149,6 +198,13 @@ inline std::optional<int> migrate(sqlite3* db) {
       continue;
     try {
       exec(db, migration.script);
+      if (migration.after_states != nullptr) {
+        const Statement statement(db, sql::set_job_states, 0);
+        Run run(statement);
+        run.bind(1, now).bind(2, std::int64_t{default_max_attempts});
+        run.execute();
+        exec(db, migration.after_states);
+      }
     } catch (const BusyError&) {
       throw;
     } catch (const IoError&) {

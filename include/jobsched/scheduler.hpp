@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -96,9 +97,11 @@ class Scheduler {
     const detail::CheckedTimes times = detail::check_job_times(created, starts, options.expires_at);
     detail::check_payload(data);
     detail::check_job_settings(options);
+    detail::WriteStatements& write = writes();
+    detail::WriteTransaction transaction(db(), &write.transaction);
     {
-      detail::Run run(writes().insert_job);
-      detail::bind_payload(run, 2, data);
+      detail::Run run(write.insert_job);
+      run.bind(1, state_time(times.created_at));
       run.bind(3, times.created_at).bind(4, times.starts_at);
       detail::bind_optional(run, 5, times.expires_at);
       run.bind(6, std::int64_t{options.priority}).bind_text(7, options.queue);
@@ -109,6 +112,13 @@ class Scheduler {
     }
     Job job;
     job.id = sqlite3_last_insert_rowid(db());
+    if (data.storage_class() != StorageClass::null) {
+      detail::Run run(write.insert_payload);
+      run.bind(2, job.id);
+      detail::bind_payload(run, 3, data);
+      run.execute();
+    }
+    transaction.commit();
     job.data = std::move(data);
     job.created_at = from_unix_seconds(times.created_at);
     job.starts_at = from_unix_seconds(times.starts_at);
@@ -155,11 +165,10 @@ class Scheduler {
 
   /// The pending, unlocked job with the earliest start (then the lowest id), due or not.
   std::optional<Job> next_job(std::optional<TimePoint> now = std::nullopt) {
-    detail::Run run(reads().select_next_job);
-    bind_now(run, checked_now(now));
-    if (!run.step())
-      return std::nullopt;
-    return detail::read_job(run);
+    const double at = checked_now(now);
+    const detail::ReadTransaction snapshot = read_transaction();
+    const std::optional<detail::Candidate> next = order(at).first_in_start_order(nullptr);
+    return next ? job_by_id(next->id, at) : std::nullopt;
   }
 
   /// The next job's id and the time until it can be claimed: next_job's job when one is due;
@@ -168,6 +177,7 @@ class Scheduler {
   /// pending but locked ones.
   std::optional<JobDelay> seconds_until_next_job(std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
+    const detail::ReadTransaction snapshot = read_transaction();
     return detail::delay_until(order(at).first_due(nullptr), at);
   }
 
@@ -176,6 +186,7 @@ class Scheduler {
                                                  std::optional<TimePoint> now = std::nullopt) {
     check_queues(queues);
     const double at = checked_now(now);
+    const detail::ReadTransaction snapshot = read_transaction();
     return detail::delay_until(order(at).first_due(&queues), at);
   }
 
@@ -198,23 +209,26 @@ class Scheduler {
 
   /// Deletes the job. True when it existed.
   bool delete_job(std::int64_t id) {
-    detail::Run run(writes().delete_job);
-    run.bind(2, id);
-    return run.execute() > 0;
+    detail::WriteStatements& write = writes();
+    detail::WriteTransaction transaction(db(), &write.transaction);
+    detail::Run(write.delete_payload).bind(2, id).execute();
+    const bool deleted = detail::Run(write.delete_job).bind(2, id).execute() > 0;
+    transaction.commit();
+    return deleted;
   }
 
   /// Deletes every completed job; returns how many went.
   std::int64_t delete_completed_jobs() {
-    detail::Run run(writes().delete_completed_jobs);
-    return run.execute();
+    detail::WriteStatements& write = writes();
+    return delete_many(write.delete_completed_payloads, write.delete_completed_jobs, 0.0);
   }
 
   /// Deletes every job expired at `now` (completed and failed jobs never expire); returns how
   /// many went.
   std::int64_t delete_expired_jobs(std::optional<TimePoint> now = std::nullopt) {
-    detail::Run run(writes().delete_expired_jobs);
-    bind_now(run, checked_now(now));
-    return run.execute();
+    const double at = checked_now(now);
+    detail::WriteStatements& write = writes();
+    return delete_many(write.delete_expired_payloads, write.delete_expired_jobs, at);
   }
 
   /// Locks a pending job that nobody holds so it no longer shows as next: a claim whose
@@ -238,13 +252,21 @@ class Scheduler {
   /// Atomically locks and returns the job next_job(now) would return; empty if none.
   /// Of many schedulers calling it at once, each gets a different job.
   std::optional<Job> lock_next_job(std::optional<TimePoint> now = std::nullopt) {
-    detail::Run run(writes().lock_next_job);
-    bind_now(run, checked_now(now));
-    if (!run.step())
-      return std::nullopt;
-    Job job = detail::read_job(run);
-    run.execute();  // finish the statement so its write commits now
-    return job;
+    const double at = checked_now(now);
+    detail::WriteStatements& write = writes();
+    detail::WriteTransaction transaction(db(), &write.transaction);
+    const std::optional<detail::Candidate> next =
+        detail::JobOrder(reads(), at, options_.retry.max_attempts, move_on(at))
+            .first_in_start_order(nullptr);
+    std::optional<Job> locked;
+    if (next) {
+      detail::Run run(write.lock_job_by_id);
+      run.bind(1, at).bind(2, next->id);
+      run.execute();
+      locked = job_by_id(next->id, at);
+    }
+    transaction.commit();
+    return locked;
   }
 
   /// Claims the due, free job that comes first (higher priority, then earlier start, then
@@ -376,8 +398,8 @@ class Scheduler {
     detail::WriteStatements& write = writes();
     detail::WriteTransaction transaction(db(), &write.transaction);
     fail_abandoned_jobs(at);
-    detail::Run run(write.delete_failed_jobs);
-    const std::int64_t deleted = run.execute();
+    const std::int64_t deleted =
+        delete_many(write.delete_failed_payloads, write.delete_failed_jobs, at);
     transaction.commit();
     return deleted;
   }
@@ -425,12 +447,14 @@ class Scheduler {
     detail::WriteTransaction transaction(db(), &write.transaction);
     const double at = checked_now(now);
     const double until = lease_end(at, lease);
-    fail_abandoned_jobs(at);
-    const std::optional<detail::Candidate> best = order(at).first_claimable(queues);
+    const std::optional<detail::Candidate> best =
+        detail::JobOrder(reads(), at, options_.retry.max_attempts, move_on(at))
+            .first_claimable(queues);
     std::optional<ClaimedJob> claimed;
     if (best) {
       detail::Run update(write.claim_job);
-      update.bind(1, at).bind(2, best->id).bind(3, until);
+      bind_now(update, at);
+      update.bind(2, best->id).bind(3, until);
       if (update.execute() > 0) {
         detail::Run run(write.select_claimed_job);
         bind_now(run, at);
@@ -444,6 +468,81 @@ class Scheduler {
     }
     transaction.commit();
     return claimed;
+  }
+
+  // A claim's upkeep: moves on jobs whose stored state lags behind `at` (scheduled jobs that
+  // came due, free jobs that expired, leases that ran out), at most sql::moves_per_claim of
+  // each kind, oldest first, so that every job is moved once and no claim does unbounded
+  // work. Returns where the states still lag, for the orders to walk.
+  detail::Lag move_on(double at) {
+    detail::WriteStatements& write = writes();
+    detail::Lag lag = detail::Lag::read(reads(), at);
+    // Moves the jobs `pick` names with `move`; true when there may be more.
+    auto move = [&](detail::Statement& pick, auto move_one) {
+      std::array<std::int64_t, detail::sql::moves_per_claim> ids{};
+      std::size_t count = 0;
+      {
+        detail::Run run(pick);
+        run.bind(1, at).bind(2, std::int64_t{detail::sql::moves_per_claim});
+        while (count < ids.size() && run.step())
+          ids[count++] = run.column_int64(0);
+      }
+      for (std::size_t i = 0; i < count; ++i)
+        move_one(ids[i]);
+      return count == ids.size();
+    };
+    auto move_free = [&](std::int64_t id) {
+      detail::Run run(write.move_free_job);
+      run.bind(1, at).bind(2, id);
+      run.execute();
+    };
+    if (lag.due_scheduled)
+      lag.due_scheduled = move(write.due_scheduled, move_free);
+    if (lag.expired)
+      lag.expired = move(write.expired_free, move_free);
+    if (lag.ran_out_lease)
+      lag.ran_out_lease = move(write.ran_out_leases, move_free);
+    if (lag.ran_out_last_lease) {
+      lag.ran_out_last_lease = move(write.ran_out_last_leases, [&](std::int64_t id) {
+        detail::Run fail(write.fail_abandoned_job);
+        bind_now(fail, at);
+        fail.bind(2, id);
+        if (fail.execute() == 0) {
+          detail::Run expire(write.move_expired_last_lease);
+          expire.bind(2, id);
+          expire.execute();
+        }
+      });
+    }
+    return lag;
+  }
+
+  // Deletes the jobs (and then their payloads) that `jobs` deletes, in one transaction.
+  std::int64_t delete_many(detail::Statement& payloads, detail::Statement& jobs, double at) {
+    detail::WriteTransaction transaction(db(), &writes().transaction);
+    {
+      detail::Run run(payloads);
+      bind_now(run, at);
+      run.execute();
+    }
+    detail::Run run(jobs);
+    bind_now(run, at);
+    const std::int64_t deleted = run.execute();
+    transaction.commit();
+    return deleted;
+  }
+
+  std::optional<Job> job_by_id(std::int64_t id, double at) {
+    detail::Run run(reads().select_job);
+    bind_now(run, at);
+    run.bind(2, id);
+    if (!run.step())
+      return std::nullopt;
+    return detail::read_job(run);
+  }
+
+  detail::ReadTransaction read_transaction() {
+    return detail::ReadTransaction(db(), reads().begin_read, reads().end_read);
   }
 
   // Marks failed the jobs whose lease ran out on their last attempt (after a look, which
@@ -461,14 +560,19 @@ class Scheduler {
     run.execute();
   }
 
+  // The schedule's orders at `at`, for a call that only reads.
   detail::JobOrder order(double at) {
-    return detail::JobOrder(reads(), at, options_.retry.max_attempts);
+    return detail::JobOrder(reads(), at, options_.retry.max_attempts,
+                            detail::Lag::read(reads(), at));
   }
 
-  // Binds "now" (?1) and the default limit on attempts (?20) of a statement that has both.
+  // Binds "now" (?1) and the default limit on attempts (?20), those the statement has.
   void bind_now(detail::Run& run, double at) const {
-    run.bind(1, at).bind(detail::sql::default_max_attempts,
-                         std::int64_t{options_.retry.max_attempts});
+    const int parameters = run.parameter_count();
+    if (parameters >= 1)
+      run.bind(1, at);
+    if (parameters >= detail::sql::default_max_attempts)
+      run.bind(detail::sql::default_max_attempts, std::int64_t{options_.retry.max_attempts});
   }
 
   // The end of a lease of `lease` from `at`, checked: a lease must be positive and end
@@ -502,12 +606,20 @@ class Scheduler {
       : busy_wait_(std::make_unique<detail::BusyWait>(options.busy_timeout)),
         connection_(std::move(connection)),
         options_(std::move(options)),
-        schema_(detail::set_up_connection(connection_.get(), *busy_wait_, options_.read_only)),
+        schema_(detail::set_up_connection(connection_.get(), *busy_wait_, options_)),
         file_(detail::is_memory_database(connection_.get())
                   ? std::string()
                   : std::string(sqlite3_db_filename(connection_.get(), "main"))),
-        statements_(detail::Statements::prepare(connection_.get(), !options_.read_only)) {
+        statements_(detail::Statements::prepare(connection_.get(), !options_.read_only,
+                                               schema_.version < current_schema_version)) {
     detail::set_durability(connection_.get(), options_);
+  }
+
+  // The time a new job's stored state is decided at: now, or `fallback` when the clock
+  // answers nonsense (a job given all its times needs no clock; the state is only a hint).
+  double state_time(double fallback) const {
+    const double at = to_unix_seconds(now());
+    return detail::is_valid_time(at) ? at : fallback;
   }
 
   double checked_now(std::optional<TimePoint> time, const char* name = "now") const {

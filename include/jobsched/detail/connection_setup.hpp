@@ -191,17 +191,25 @@ struct SchemaState {
 // read-only: then an older schema is shown as the current one (see show_as_current). The
 // version is read first, so a file this build cannot use is refused before anything is
 // written.
-inline SchemaState set_up_connection(sqlite3* db, BusyWait& busy_wait, bool read_only) {
+inline SchemaState set_up_connection(sqlite3* db, BusyWait& busy_wait, const Options& options) {
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_handler(db, &BusyWait::handler, &busy_wait);
   const int version = read_schema_version(db);
   if (version == current_schema_version)
     return SchemaState{};
-  if (read_only) {
-    show_as_current(db, version);
+  if (options.read_only) {
+    show_as_current(db, version, options.retry.max_attempts);
     return SchemaState{version, std::nullopt};
   }
-  return SchemaState{current_schema_version, migrate(db)};
+  // The stored states are hints (detail/sql.hpp): a clock that answers nonsense only costs
+  // the first calls some walking, so the system's clock stands in for it.
+  double now = to_unix_seconds(system_now());
+  if (options.clock) {
+    const double clock = to_unix_seconds(options.clock());
+    if (clock >= earliest_time && clock <= latest_time)
+      now = clock;
+  }
+  return SchemaState{current_schema_version, migrate(db, now, options.retry.max_attempts)};
 }
 
 // Sets the journal mode and durability, the first writes to a file that is not migrated:

@@ -2,10 +2,12 @@
 #pragma once
 
 // The two orders of the schedule at one moment: which due job a claim takes first, and which
-// job can be claimed first (seconds_until_next_job). Both walk the claim index (queue,
-// priority DESC, starts_at) by a skip-scan done by hand, each queue, then each priority level
-// from the highest, a probe each; the held jobs come from the lease index in order of their
-// lease end.
+// job can be claimed first (next_job, seconds_until_next_job). Jobs sit in indexes by their
+// stored state (detail/sql.hpp): due free jobs in claim order, free jobs in start order, held
+// jobs by their lease end. Most calls read the first entry of one index. Where the stored
+// states lag behind `now` (jobs came due, leases ran out, the clock was set back), the orders
+// also walk the lagging jobs, each queue and each priority level a probe, as the claims move
+// them on.
 
 #include <sqlite3.h>
 
@@ -56,53 +58,133 @@ inline std::optional<JobDelay> delay_until(const std::optional<Candidate>& next,
   return JobDelay{next->id, Seconds{std::max(0.0, next->at - now)}};
 }
 
+// Where the stored states lag behind `now` (sql::lagging_states): a scheduled job due, a
+// lease run out (with attempts left, and on a last attempt), a job in states 0 to 4 expired,
+// a job moved out as expired that is not expired at `now`.
+struct Lag {
+  bool due_scheduled = false;
+  bool ran_out_lease = false;
+  bool ran_out_last_lease = false;
+  bool expired = false;
+  bool unexpired_moved_out = false;
+
+  static Lag read(ReadStatements& statements, double now) {
+    Run run(statements.lagging_states);
+    run.step();
+    auto at_or_before = [&](int column) {
+      return run.column_type(column) != SQLITE_NULL && run.column_double(column) <= now;
+    };
+    Lag lag;
+    lag.due_scheduled = at_or_before(0);
+    lag.ran_out_lease = at_or_before(1);
+    lag.ran_out_last_lease = at_or_before(2);
+    lag.expired = at_or_before(3);
+    lag.unexpired_moved_out = run.column_type(4) != SQLITE_NULL && run.column_double(4) > now;
+    return lag;
+  }
+};
+
+// Stored states, as sql.hpp numbers them.
+inline constexpr std::int64_t scheduled_state = 0;
+inline constexpr std::int64_t available_state = 1;
+inline constexpr std::int64_t leased_state = 2;
+
 // The schedule's orders at `now`. Reads only; used by one call, on its own connection.
 class JobOrder {
  public:
-  JobOrder(ReadStatements& statements, double now, int default_max_attempts) noexcept
-      : statements_(statements), now_(now), default_max_attempts_(default_max_attempts) {}
+  JobOrder(ReadStatements& statements, double now, int default_max_attempts, const Lag& lag) noexcept
+      : statements_(statements),
+        now_(now),
+        default_max_attempts_(default_max_attempts),
+        lag_(lag) {}
 
   // The due, free job a claim takes: in claim order, from `queues`, or from every queue
   // when null.
   std::optional<Candidate> first_claimable(const std::vector<std::string>* queues) {
     std::optional<Candidate> best;
-    auto consider = [&](const std::string& queue, std::int64_t top) {
-      std::optional<Candidate> found = first_due_in_queue(queue, top);
+    auto keep = [&](const std::optional<Candidate>& found) {
       if (found && (!best || claimed_before(*found, *best)))
         best = found;
     };
-    if (queues != nullptr) {
-      for (const std::string& queue : *queues)
-        consider(queue, no_level);
+    if (queues == nullptr) {
+      Run run(statements_.first_available);
+      bind_now(run);
+      if (run.step())
+        keep(Candidate{run.column_int64(0), static_cast<int>(run.column_int64(1)),
+                       run.column_double(2)});
     } else {
-      for_each_queue([&](const std::string& queue, int top) { consider(queue, top); });
+      for (const std::string& queue : *queues) {
+        Run run(statements_.first_available_in_queue);
+        bind_now(run);
+        run.bind_text(2, queue);
+        if (run.step())
+          keep(Candidate{run.column_int64(0), static_cast<int>(run.column_int64(1)),
+                         run.column_double(2)});
+      }
+    }
+    // Jobs that came due, or whose lease ran out, since the claims last moved them on.
+    std::vector<std::int64_t> lagging = lagging_free_states();
+    if (lag_.due_scheduled)
+      lagging.push_back(scheduled_state);
+    for (const std::int64_t state : lagging) {
+      for_each_queue(queues, [&](const std::string& queue) {
+        keep(first_due_in_queue(queue, state, best));
+      });
+    }
+    if (lag_.unexpired_moved_out) {
+      for_each_unexpired_moved_out(queues, [&](const Candidate& found) {
+        if (found.at <= now_)
+          keep(found);
+      });
     }
     return best;
+  }
+
+  // next_job's job: the pending free job with the earliest start (then the lowest id), due
+  // or not, from `queues`, or from every queue when null.
+  std::optional<Candidate> first_in_start_order(const std::vector<std::string>* queues) {
+    std::optional<Candidate> next;
+    std::vector<std::int64_t> states = lagging_free_states();
+    states.push_back(scheduled_state);
+    states.push_back(available_state);
+    for (const std::int64_t state : states) {
+      if (queues == nullptr) {
+        Run run(statements_.first_in_start_order);
+        bind_now(run);
+        run.bind(2, state);
+        if (run.step())
+          keep_earliest(next, Candidate{run.column_int64(0), 0, run.column_double(1)});
+        continue;
+      }
+      for (const std::string& queue : *queues) {
+        for_each_priority(queue, state, [&](int priority) {
+          Run run(statements_.first_free_in_level);
+          bind_now(run);
+          run.bind_text(2, queue).bind(3, std::int64_t{priority}).bind(4, state);
+          if (run.step())
+            keep_earliest(next, Candidate{run.column_int64(0), 0, run.column_double(1)});
+          return false;
+        });
+      }
+    }
+    if (lag_.unexpired_moved_out) {
+      for_each_unexpired_moved_out(queues, [&](const Candidate& found) {
+        keep_earliest(next, Candidate{found.id, 0, found.at});
+      });
+    }
+    return next;
   }
 
   // The job that can be claimed first, in due order: next_job's job when one is due, else
   // the first to become free, at its start or at the end of the lease that holds it; from
   // `queues`, or from every queue when null.
   std::optional<Candidate> first_due(const std::vector<std::string>* queues) {
-    std::optional<Candidate> next;
+    std::optional<Candidate> next = first_in_start_order(queues);
     if (queues == nullptr) {
-      Run run(statements_.select_next_start);
-      bind_now(run);
-      if (run.step())
-        next = Candidate{run.column_int64(0), 0, run.column_double(1)};
       keep_earliest(next, first_freed_by_lease(nullptr));
-      return next;
-    }
-    for (const std::string& queue : *queues) {
-      for_each_priority(queue, [&](int priority) {
-        Run run(statements_.first_free_in_level);
-        bind_now(run);
-        run.bind_text(2, queue).bind(3, std::int64_t{priority});
-        if (run.step())
-          keep_earliest(next, Candidate{run.column_int64(0), 0, run.column_double(1)});
-        return false;
-      });
-      keep_earliest(next, first_freed_by_lease(&queue));
+    } else {
+      for (const std::string& queue : *queues)
+        keep_earliest(next, first_freed_by_lease(&queue));
     }
     return next;
   }
@@ -112,24 +194,71 @@ class JobOrder {
   static constexpr std::int64_t no_level = std::numeric_limits<std::int64_t>::max();
 
   void bind_now(Run& run) const {
-    run.bind(1, now_).bind(sql::default_max_attempts, std::int64_t{default_max_attempts_});
+    run.bind(1, now_);
+    if (run.parameter_count() >= sql::default_max_attempts)
+      run.bind(sql::default_max_attempts, std::int64_t{default_max_attempts_});
   }
 
-  // The first due free job of `queue` in claim order: the first level that has one.
-  std::optional<Candidate> first_due_in_queue(const std::string& queue, std::int64_t top) {
+  // Leases with attempts left that ran out: their jobs are free at `now` but still where
+  // held jobs are.
+  std::vector<std::int64_t> lagging_free_states() const {
+    std::vector<std::int64_t> states;
+    if (lag_.ran_out_lease)
+      states.push_back(leased_state);
+    return states;
+  }
+
+  // Calls `visit(queue)` with each of `queues`, or with every queue that has open jobs.
+  template <class Visit>
+  void for_each_queue(const std::vector<std::string>* queues, Visit visit) {
+    if (queues != nullptr) {
+      for (const std::string& queue : *queues)
+        visit(queue);
+    } else {
+      for_each_stored_queue(visit);
+    }
+  }
+
+  // The first due free job of `queue` in state `state`, in claim order: the first level that
+  // has one, stopping at the level of `bound` (a job found already) when that comes first.
+  std::optional<Candidate> first_due_in_queue(const std::string& queue, std::int64_t state,
+                                              const std::optional<Candidate>& bound) {
     std::optional<Candidate> found;
-    for_each_priority(
-        queue,
-        [&](int priority) {
-          Run run(statements_.first_due_in_level);
-          bind_now(run);
-          run.bind_text(2, queue).bind(3, std::int64_t{priority});
-          if (run.step())
-            found = Candidate{run.column_int64(0), priority, run.column_double(1)};
-          return found.has_value();
-        },
-        top);
+    for_each_priority(queue, state, [&](int priority) {
+      if (bound && priority < bound->priority)
+        return true;
+      Run run(statements_.first_due_in_level);
+      bind_now(run);
+      run.bind_text(2, queue).bind(3, std::int64_t{priority}).bind(4, state);
+      if (run.step())
+        found = Candidate{run.column_int64(0), priority, run.column_double(1)};
+      return found.has_value();
+    });
     return found;
+  }
+
+  // Calls `visit` with each free job moved out as expired but not expired at `now` (the
+  // clock was set back), in `queues` or in any queue.
+  template <class Visit>
+  void for_each_unexpired_moved_out(const std::vector<std::string>* queues, Visit visit) {
+    auto scan = [&](const std::string* queue) {
+      Run run(statements_.unexpired_moved_out);
+      bind_now(run);
+      if (queue != nullptr) {
+        run.bind_text(2, *queue);
+      } else {
+        run.bind_null(2);
+      }
+      while (run.step())
+        visit(Candidate{run.column_int64(0), static_cast<int>(run.column_int64(1)),
+                        run.column_double(2)});
+    };
+    if (queues == nullptr) {
+      scan(nullptr);
+    } else {
+      for (const std::string& queue : *queues)
+        scan(&queue);
+    }
   }
 
   // The held job (in `queue`, or in any queue when null) that its lease frees first, dated
@@ -155,14 +284,12 @@ class JobOrder {
     return best;
   }
 
-  // Calls `visit(queue, top)` with each queue that has open jobs, in order, and its highest
-  // priority level: one probe per queue.
+  // Calls `visit(queue)` with each queue that has open jobs, in order: one probe per queue.
   template <class Visit>
-  void for_each_queue(Visit visit) {
+  void for_each_stored_queue(Visit visit) {
     std::string from;
     for (;;) {
       std::string queue;
-      int top = 0;
       {
         Run run(statements_.next_queue);
         run.bind_text(2, from);
@@ -172,26 +299,22 @@ class JobOrder {
         if (run.column_type(0) != SQLITE_TEXT)
           throw_code(SQLITE_CORRUPT, std::string(message_prefix) + "a job's queue is not text");
         queue = std::string(run.column_text(0));
-        top = checked_priority(run, 1, std::numeric_limits<int>::max());
       }
-      visit(queue, top);
+      visit(queue);
       from = queue + '\0';  // the smallest string after `queue`
     }
   }
 
-  // Calls `visit(priority)` with each priority level that has open jobs in `queue`, highest
-  // first, until it returns true. `top`, when not no_level, is the highest (saves a probe).
+  // Calls `visit(priority)` with each priority level of jobs in `state` in `queue`, highest
+  // first, until it returns true.
   template <class Visit>
-  void for_each_priority(const std::string& queue, Visit visit, std::int64_t top = no_level) {
+  void for_each_priority(const std::string& queue, std::int64_t state, Visit visit) {
     std::int64_t at_most = std::numeric_limits<int>::max();
     for (;;) {
       int priority = 0;
-      if (top != no_level) {
-        priority = static_cast<int>(top);
-        top = no_level;
-      } else {
+      {
         Run run(statements_.next_priority);
-        run.bind_text(2, queue).bind(3, at_most);
+        run.bind_text(2, queue).bind(3, at_most).bind(4, state);
         if (!run.step())
           return;
         priority = checked_priority(run, 0, at_most);
@@ -202,7 +325,7 @@ class JobOrder {
     }
   }
 
-  // A priority level read from the claim index: each level must be below the last, or the
+  // A priority level read from an index: each level must be below the last, or the
   // skip-scan would repeat (a file written by something else may hold any value).
   static int checked_priority(Run& run, int column, std::int64_t at_most) {
     const std::int64_t stored = run.column_int64(column);
@@ -217,6 +340,7 @@ class JobOrder {
   ReadStatements& statements_;
   double now_;
   int default_max_attempts_;
+  Lag lag_;
 };
 
 }  // namespace jobsched::detail

@@ -10,39 +10,60 @@ namespace jobsched::detail::sql {
 // The parameter every statement that needs it binds to the default limit on attempts.
 inline constexpr int default_max_attempts = 20;
 
-// Pending: neither completed, failed nor expired. The first two terms are the predicate of
-// the partial indexes, so every query on pending jobs can use them.
+// How many jobs a claim moves between states on its way (see the maintenance statements).
+inline constexpr int moves_per_claim = 16;
+
+// A job's stored state (column `state`), which decides the indexes it is in:
+//   0 scheduled   free, not due when last written
+//   1 available   free, due when last written
+//   2 leased      claimed, with attempts left after this one
+//   3 leased      claimed on its last attempt
+//   4 locked      lock_job: a claim whose lease never runs out
+//   5 expired     free, moved out of the schedule once its expiry had passed
+//   6 completed   7 failed (marked)
+// The discrete facts (held, last attempt, settled) are exact. The ones that time changes
+// (due, expired, lease ran out) are hints: claims move jobs on, a bounded number at a time,
+// and every query still filters rows by their times, so that a job's state stays one
+// function of its row and `now`; the stored state only says where to look.
+// Open: neither completed nor failed (states 0 to 5). The predicate of the indexes in
+// (queue, state, ...) and (state, ...): with a range on state, SQLite would read those
+// indexes by the range rather than by the state asked for.
 #define JOBSCHED_OPEN "completed_at IS NULL AND failed_at IS NULL"
 #define JOBSCHED_PENDING JOBSCHED_OPEN " AND (expires_at IS NULL OR expires_at > ?1)"
 // ?20 is always the scheduler's default limit on attempts (RetryPolicy::max_attempts).
 #define JOBSCHED_MAX_ATTEMPTS "coalesce(max_attempts, ?20)"
-// Abandoned: an open job whose lease ran out on its last attempt, before it expired. It
-// failed at that lease end, whether or not its row says so yet (the next write that meets it
-// marks it); every statement treats it so, reads through JOBSCHED_JOB_COLUMNS included.
-// Never NULL (a job without a lease is not abandoned), so that NOT of it keeps every row
-// that is not.
-#define JOBSCHED_ABANDONED                                                              \
-  "(lease_until IS NOT NULL AND lease_until <= ?1 AND attempts >= " JOBSCHED_MAX_ATTEMPTS \
-  " AND " JOBSCHED_OPEN " AND (expires_at IS NULL OR lease_until < expires_at))"
+// Abandoned: a job whose lease ran out on its last attempt, before it expired. It failed at
+// that lease end, whether or not its row says so yet (the next write that meets it marks
+// it); every statement treats it so, reads through JOBSCHED_JOB_COLUMNS included. Never NULL,
+// so that NOT of it keeps every row that is not.
+#define JOBSCHED_ABANDONED                                                   \
+  "(state = 3 AND lease_until IS NOT NULL AND lease_until <= ?1 AND"         \
+  " (expires_at IS NULL OR lease_until < expires_at))"
 #define JOBSCHED_LEASE_RAN_OUT "'the lease of attempt ' || attempts || ' ran out'"
+// The payload: in job_payload, or in the row itself for rows written by older versions or
+// by hand (a claim rewrites its row, so a payload kept there would be copied by every claim).
+#define JOBSCHED_PAYLOAD "coalesce(data, (SELECT data FROM job_payload WHERE job_id = job.id))"
 // A job's columns, an abandoned job shown as its row will be once marked (see
-// fail_abandoned_jobs), so that a job's state is one function of its row and now.
-#define JOBSCHED_JOB_COLUMNS                                       \
-  "id, data, created_at, starts_at, expires_at, completed_at,"     \
-  " CASE WHEN " JOBSCHED_ABANDONED                                 \
-  " THEN NULL ELSE locked_at END,"                                 \
-  " CASE WHEN " JOBSCHED_ABANDONED                                 \
-  " THEN NULL ELSE lease_until END,"                               \
-  " attempts, max_attempts, backoff_initial, backoff_max,"         \
-  " CASE WHEN " JOBSCHED_ABANDONED " THEN " JOBSCHED_LEASE_RAN_OUT \
-  " ELSE last_error END,"                                          \
+// fail_abandoned_job), so that a job's state is one function of its row and now.
+#define JOBSCHED_JOB_COLUMNS                                            \
+  "id, " JOBSCHED_PAYLOAD ", created_at, starts_at, expires_at, completed_at," \
+  " CASE WHEN " JOBSCHED_ABANDONED                                      \
+  " THEN NULL ELSE locked_at END,"                                      \
+  " CASE WHEN " JOBSCHED_ABANDONED                                      \
+  " THEN NULL ELSE lease_until END,"                                    \
+  " attempts, max_attempts, backoff_initial, backoff_max,"              \
+  " CASE WHEN " JOBSCHED_ABANDONED " THEN " JOBSCHED_LEASE_RAN_OUT      \
+  " ELSE last_error END,"                                               \
   " CASE WHEN " JOBSCHED_ABANDONED " THEN lease_until ELSE failed_at END, priority, queue"
-// Not held: never locked or claimed, or the claim's lease ran out before its last attempt
-// (after the last one, the job is failed).
+// Not held: not locked, not leased on its last attempt, and any lease run out (a lease that
+// ran out before the last attempt frees its job; a job moved on keeps its lease's end).
 #define JOBSCHED_FREE \
-  "(locked_at IS NULL OR (lease_until <= ?1 AND attempts < " JOBSCHED_MAX_ATTEMPTS "))"
-#define JOBSCHED_NEXT \
-  "WHERE " JOBSCHED_PENDING " AND " JOBSCHED_FREE " ORDER BY starts_at, id LIMIT 1"
+  "(state <> 4 AND state <> 3 AND (lease_until IS NULL OR lease_until <= ?1))"
+// The state of a job let go at ?1 that starts at START.
+#define JOBSCHED_FREE_STATE(START) \
+  "CASE WHEN expires_at <= ?1 THEN 5 WHEN " START " <= ?1 THEN 1 ELSE 0 END"
+#define JOBSCHED_LEASED_STATE \
+  "CASE WHEN attempts >= " JOBSCHED_MAX_ATTEMPTS " THEN 3 ELSE 2 END"
 // The claim (?2 the job, ?3 the token) still holds the job: not abandoned, not settled.
 #define JOBSCHED_HELD_BY \
   "id = ?2 AND claim_token = ?3 AND " JOBSCHED_OPEN " AND NOT " JOBSCHED_ABANDONED
@@ -55,74 +76,149 @@ inline constexpr int default_max_attempts = 20;
   " last_error = CASE WHEN " JOBSCHED_ABANDONED " THEN " JOBSCHED_LEASE_RAN_OUT \
   " ELSE last_error END"
 
+// ---- Adding, reading and settling one job -----------------------------------------------
 inline constexpr const char* insert_job =
-    "INSERT INTO job (data, created_at, starts_at, expires_at, priority, queue, max_attempts,"
-    " backoff_initial, backoff_max) VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+    "INSERT INTO job (created_at, starts_at, expires_at, priority, queue, max_attempts,"
+    " backoff_initial, backoff_max, state) VALUES (?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+    " CASE WHEN ?5 <= ?1 THEN 5 WHEN ?4 <= ?1 THEN 1 ELSE 0 END)";
+inline constexpr const char* insert_payload =
+    "INSERT INTO job_payload (job_id, data) VALUES (?2, ?3)";
 inline constexpr const char* select_job = "SELECT " JOBSCHED_JOB_COLUMNS " FROM job WHERE id = ?2";
-inline constexpr const char* select_next_job =
-    "SELECT " JOBSCHED_JOB_COLUMNS " FROM job " JOBSCHED_NEXT;
-inline constexpr const char* select_next_start = "SELECT id, starts_at FROM job " JOBSCHED_NEXT;
-// Every open job, less the expired ones not deleted yet and the abandoned ones not expired
-// (those failed, the others expired first). The first term is a plain walk of a partial
-// index (no comparison per entry: SQLite knows every entry matches), about 3x faster than
-// counting a range of it (17 ms against 45 ms for 1,000,000 jobs); the expired range is only
-// as long as the expired jobs kept.
-inline constexpr const char* count_pending_jobs =
-    "SELECT (SELECT count(*) FROM job WHERE " JOBSCHED_OPEN
-    ")"
-    " - (SELECT count(*) FROM job WHERE " JOBSCHED_OPEN
-    " AND expires_at <= ?1)"
-    " - (SELECT count(*) FROM job WHERE " JOBSCHED_ABANDONED
-    " AND (expires_at IS NULL OR expires_at > ?1))";
 // Completing ends any lock or claim, and a failure: the job is completed, whatever it was.
 // A job completed again keeps its first completion time.
 inline constexpr const char* complete_job =
-    "UPDATE job SET completed_at = coalesce(completed_at, ?3), failed_at = NULL, " JOBSCHED_LET_GO
-    " WHERE id = ?2";
+    "UPDATE job SET completed_at = coalesce(completed_at, ?3), failed_at = NULL, state = 6, "
+    JOBSCHED_LET_GO " WHERE id = ?2";
 inline constexpr const char* delete_job = "DELETE FROM job WHERE id = ?2";
+inline constexpr const char* delete_payload = "DELETE FROM job_payload WHERE job_id = ?2";
+
+// ---- Deleting many: the jobs' ids from an index, the payloads, then the rows -------------
+#define JOBSCHED_EXPIRED_IDS                                                        \
+  "SELECT id FROM job WHERE state = 5 AND expires_at <= ?1"                         \
+  " UNION ALL SELECT id FROM job WHERE state < 5 AND expires_at IS NOT NULL"        \
+  " AND expires_at <= ?1 AND NOT " JOBSCHED_ABANDONED
+// (SQLite would rather scan the table than read a partial index it does not cover.)
+inline constexpr const char* delete_completed_payloads =
+    "DELETE FROM job_payload WHERE job_id IN"
+    " (SELECT id FROM job INDEXED BY ix_job_completed WHERE state = 6)";
 inline constexpr const char* delete_completed_jobs =
-    "DELETE FROM job WHERE completed_at IS NOT NULL";
-inline constexpr const char* delete_expired_jobs = "DELETE FROM job WHERE " JOBSCHED_OPEN
-                                                   " AND expires_at <= ?1"
-                                                   " AND NOT " JOBSCHED_ABANDONED;
+    "DELETE FROM job INDEXED BY ix_job_completed WHERE state = 6";
+inline constexpr const char* delete_expired_payloads =
+    "DELETE FROM job_payload WHERE job_id IN (" JOBSCHED_EXPIRED_IDS ")";
+inline constexpr const char* delete_expired_jobs =
+    "DELETE FROM job WHERE id IN (" JOBSCHED_EXPIRED_IDS ")";
+inline constexpr const char* delete_failed_payloads =
+    "DELETE FROM job_payload WHERE job_id IN (SELECT id FROM job WHERE failed_at IS NOT NULL)";
+inline constexpr const char* delete_failed_jobs = "DELETE FROM job WHERE failed_at IS NOT NULL";
+#undef JOBSCHED_EXPIRED_IDS
+
+// How many jobs are pending: those in states 0 to 4 (a range of (state, starts_at)), less the expired ones among them and the abandoned ones not
+// expired, plus the moved-out ones not expired at ?1 (a clock set back). The ranges counted
+// are only as long as the jobs that changed state since the claims last moved them on.
+inline constexpr const char* count_pending_jobs =
+    "SELECT (SELECT count(*) FROM job WHERE " JOBSCHED_OPEN " AND state < 5)"
+    " - (SELECT count(*) FROM job WHERE state < 5 AND expires_at IS NOT NULL"
+    "    AND expires_at <= ?1)"
+    " - (SELECT count(*) FROM job WHERE " JOBSCHED_ABANDONED
+    "    AND (expires_at IS NULL OR expires_at > ?1))"
+    " + (SELECT count(*) FROM job WHERE state = 5 AND expires_at > ?1)";
 
 // The successor's locks: a lock is a claim whose lease never runs out.
 inline constexpr const char* lock_job =
-    "UPDATE job SET locked_at = ?1, lease_until = NULL, claim_token = NULL"
+    "UPDATE job SET locked_at = ?1, lease_until = NULL, claim_token = NULL, state = 4"
     " WHERE id = ?2 AND " JOBSCHED_PENDING " AND " JOBSCHED_FREE;
 // As the successor: true (a row changed) for any job that exists, held or not. An abandoned
 // job stays failed.
 inline constexpr const char* unlock_job =
-    "UPDATE job SET " JOBSCHED_MARK_IF_ABANDONED ", " JOBSCHED_LET_GO " WHERE id = ?2";
-inline constexpr const char* lock_next_job =
-    "UPDATE job SET locked_at = ?1, lease_until = NULL, claim_token = NULL"
-    " WHERE id = (SELECT id FROM job " JOBSCHED_NEXT ") RETURNING " JOBSCHED_JOB_COLUMNS;
+    "UPDATE job SET " JOBSCHED_MARK_IF_ABANDONED ", state = CASE WHEN " JOBSCHED_ABANDONED
+    " THEN 7 WHEN state >= 6 THEN state ELSE " JOBSCHED_FREE_STATE("starts_at") " END, "
+    JOBSCHED_LET_GO " WHERE id = ?2";
 
-// Claims. The claim order is priority (higher first), then starts_at, then id, among due
-// jobs of the queues served. The index (queue, priority DESC, starts_at) serves it through
-// a skip-scan done by hand: each queue, each priority level from the highest, the first
-// due free job of the level. That is a few index probes per queue and level, whatever the
-// number of jobs stored; SQLite alone would sort the due jobs.
-// The first queue from ?2 on, with its highest priority level: one probe.
-inline constexpr const char* next_queue = "SELECT queue, priority FROM job WHERE " JOBSCHED_OPEN
-                                          " AND queue >= ?2 ORDER BY queue, priority DESC LIMIT 1";
-inline constexpr const char* next_priority = "SELECT priority FROM job WHERE " JOBSCHED_OPEN
-                                             " AND queue = ?2 AND priority <= ?3"
+// ---- The schedule's orders (detail/job_order.hpp walks them) ----------------------------
+// These name their index: SQLite would at times read (state, starts_at) for a claim and
+// sort. A read-only scheduler on an older file reads views with no indexes, and prepares
+// them without (see without_indexed_by).
+#define JOBSCHED_BY_QUEUE_ORDER " INDEXED BY ix_job_queue_order"
+#define JOBSCHED_BY_START_ORDER " INDEXED BY ix_job_start_order"
+#define JOBSCHED_BY_CLAIM_ORDER " INDEXED BY ix_job_claim_order"
+// Where the stored states lag behind ?1: the earliest scheduled start, lease ends (with and
+// without attempts left), expiry of a free job, and the latest expiry moved out. One
+// probe of an index each.
+inline constexpr const char* lagging_states =
+    "SELECT (SELECT min(starts_at) FROM job WHERE " JOBSCHED_OPEN " AND state = 0),"
+    " (SELECT min(lease_until) FROM job WHERE state = 2),"
+    " (SELECT min(lease_until) FROM job WHERE state = 3),"
+    " (SELECT min(expires_at) FROM job WHERE state < 5 AND expires_at IS NOT NULL),"
+    " (SELECT max(expires_at) FROM job WHERE state = 5)";
+// In next_job's order (start, then id): the first pending free job in state ?2 (0, 1 or 2).
+inline constexpr const char* first_in_start_order =
+    "SELECT id, starts_at FROM job" JOBSCHED_BY_START_ORDER " WHERE state = ?2 AND " JOBSCHED_PENDING
+    " AND " JOBSCHED_FREE " ORDER BY starts_at, id LIMIT 1";
+// In claim order (priority, higher first, then start, then id): the first due free job of
+// every queue, and of queue ?2.
+inline constexpr const char* first_available =
+    "SELECT id, priority, starts_at FROM job" JOBSCHED_BY_CLAIM_ORDER " WHERE state = 1 AND "
+    JOBSCHED_PENDING
+    " AND " JOBSCHED_FREE " AND starts_at <= ?1 ORDER BY priority DESC, starts_at, id LIMIT 1";
+inline constexpr const char* first_available_in_queue =
+    "SELECT id, priority, starts_at FROM job" JOBSCHED_BY_QUEUE_ORDER
+    " WHERE queue = ?2 AND state = 1 AND " JOBSCHED_PENDING " AND " JOBSCHED_FREE " AND starts_at <= ?1"
+    " ORDER BY priority DESC, starts_at, id LIMIT 1";
+// The skip-scan of (queue, state, priority DESC, starts_at), for the states that lag: each
+// queue, each priority level of a state from the highest, the first job of the level.
+inline constexpr const char* next_queue = "SELECT queue FROM job" JOBSCHED_BY_QUEUE_ORDER
+                                          " WHERE " JOBSCHED_OPEN
+                                          " AND queue >= ?2 ORDER BY queue LIMIT 1";
+inline constexpr const char* next_priority = "SELECT priority FROM job" JOBSCHED_BY_QUEUE_ORDER
+                                             " WHERE " JOBSCHED_OPEN
+                                             " AND queue = ?2 AND state = ?4 AND priority <= ?3"
                                              " ORDER BY priority DESC LIMIT 1";
 inline constexpr const char* first_due_in_level =
-    "SELECT id, starts_at FROM job WHERE " JOBSCHED_PENDING " AND " JOBSCHED_FREE
-    " AND queue = ?2 AND priority = ?3 AND starts_at <= ?1 ORDER BY starts_at, id LIMIT 1";
+    "SELECT id, starts_at FROM job" JOBSCHED_BY_QUEUE_ORDER " WHERE queue = ?2 AND state = ?4"
+    " AND priority = ?3 AND " JOBSCHED_PENDING " AND " JOBSCHED_FREE " AND starts_at <= ?1"
+    " ORDER BY starts_at, id LIMIT 1";
 inline constexpr const char* first_free_in_level =
-    "SELECT id, starts_at FROM job WHERE " JOBSCHED_PENDING " AND " JOBSCHED_FREE
-    " AND queue = ?2 AND priority = ?3 ORDER BY starts_at, id LIMIT 1";
+    "SELECT id, starts_at FROM job" JOBSCHED_BY_QUEUE_ORDER " WHERE queue = ?2 AND state = ?4"
+    " AND priority = ?3 AND " JOBSCHED_PENDING " AND " JOBSCHED_FREE
+    " ORDER BY starts_at, id LIMIT 1";
+// Jobs moved out as expired that are not expired at ?1 (a clock set back), in queue ?2 or
+// in any queue when ?2 is NULL.
+inline constexpr const char* unexpired_moved_out =
+    "SELECT id, priority, starts_at FROM job WHERE state = 5 AND expires_at > ?1"
+    " AND " JOBSCHED_FREE " AND (?2 IS NULL OR queue = ?2)";
 // Live leases that will free their job when they end (not on its last attempt), in order of
 // their end, in queue ?2 or in any queue when ?2 is NULL. A job is free again at the later
 // of its lease end and its start: a lease may end before the start when it was moved back.
 inline constexpr const char* live_leases =
     "SELECT id, starts_at, lease_until FROM job"
-    " WHERE lease_until > ?1 AND " JOBSCHED_PENDING
-    " AND (?2 IS NULL OR queue = ?2)"
-    " AND attempts < " JOBSCHED_MAX_ATTEMPTS " ORDER BY lease_until, id";
+    " WHERE state = 2 AND lease_until > ?1 AND (expires_at IS NULL OR expires_at > ?1)"
+    " AND (?2 IS NULL OR queue = ?2) ORDER BY lease_until, id";
+
+// ---- Moving jobs on: a claim's bounded upkeep (at most moves_per_claim of each) -----------
+// Each picks the first jobs whose state lags from an index; each move is one row by id (an
+// UPDATE that may change many rows opens a statement journal inside a transaction).
+inline constexpr const char* due_scheduled =
+    "SELECT id FROM job WHERE " JOBSCHED_OPEN " AND state = 0 AND starts_at <= ?1"
+    " ORDER BY starts_at LIMIT ?2";
+inline constexpr const char* expired_free =
+    "SELECT id FROM job WHERE state < 5 AND expires_at IS NOT NULL AND expires_at <= ?1"
+    " AND state <= 1 ORDER BY expires_at LIMIT ?2";
+inline constexpr const char* ran_out_leases =
+    "SELECT id FROM job WHERE state = 2 AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2";
+inline constexpr const char* ran_out_last_leases =
+    "SELECT id FROM job WHERE state = 3 AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2";
+// A free job (scheduled, available, or its lease run out) to the state it is in at ?1.
+inline constexpr const char* move_free_job =
+    "UPDATE job SET state = " JOBSCHED_FREE_STATE("starts_at") " WHERE id = ?2";
+// A last attempt whose lease ran out: failed at its lease end, or expired if it expired
+// first.
+inline constexpr const char* fail_abandoned_job =
+    "UPDATE job SET failed_at = lease_until, state = 7, " JOBSCHED_LET_GO
+    ", last_error = " JOBSCHED_LEASE_RAN_OUT " WHERE id = ?2 AND " JOBSCHED_ABANDONED;
+inline constexpr const char* move_expired_last_lease =
+    "UPDATE job SET state = 5 WHERE id = ?2 AND state = 3";
+
+// ---- Claims ----------------------------------------------------------------------------
 // No RETURNING: inside a transaction, an UPDATE ... RETURNING opens a statement journal
 // (a savepoint and an allocation of some 160 KiB, given back to the system after each
 // claim); the row is read back by id instead.
@@ -130,7 +226,11 @@ inline constexpr const char* claim_job =
     "UPDATE job SET locked_at = ?1, lease_until = ?3, claim_token = random(),"
     " attempts = attempts + 1,"
     " last_error = CASE WHEN lease_until IS NULL THEN last_error"
-    "   ELSE 'the lease of attempt ' || attempts || ' ran out' END"
+    "   ELSE 'the lease of attempt ' || attempts || ' ran out' END,"
+    " state = CASE WHEN attempts + 1 >= " JOBSCHED_MAX_ATTEMPTS " THEN 3 ELSE 2 END"
+    " WHERE id = ?2";
+inline constexpr const char* lock_job_by_id =
+    "UPDATE job SET locked_at = ?1, lease_until = NULL, claim_token = NULL, state = 4"
     " WHERE id = ?2";
 inline constexpr const char* select_claimed_job =
     "SELECT " JOBSCHED_JOB_COLUMNS ", claim_token FROM job WHERE id = ?2";
@@ -141,25 +241,28 @@ inline constexpr const char* any_abandoned_job =
     "SELECT 1 FROM job WHERE " JOBSCHED_ABANDONED " LIMIT 1";
 // Marks the abandoned jobs failed, at their lease end: the time they failed.
 inline constexpr const char* fail_abandoned_jobs =
-    "UPDATE job SET failed_at = lease_until, " JOBSCHED_LET_GO
+    "UPDATE job SET failed_at = lease_until, state = 7, " JOBSCHED_LET_GO
     ", last_error = " JOBSCHED_LEASE_RAN_OUT " WHERE " JOBSCHED_ABANDONED;
 inline constexpr const char* complete_claim =
-    "UPDATE job SET completed_at = ?1, " JOBSCHED_LET_GO " WHERE " JOBSCHED_HELD_BY;
+    "UPDATE job SET completed_at = ?1, state = 6, " JOBSCHED_LET_GO " WHERE " JOBSCHED_HELD_BY;
 // A lease never moves earlier than it is (a holder whose clock stepped back would hand its
 // job to another worker while it still runs); ?4 is the lease end asked for.
 inline constexpr const char* extend_claim =
-    "UPDATE job SET lease_until = max(coalesce(lease_until, ?4), ?4) WHERE " JOBSCHED_HELD_BY
-    " RETURNING lease_until";
+    "UPDATE job SET lease_until = max(coalesce(lease_until, ?4), ?4), state = "
+    JOBSCHED_LEASED_STATE " WHERE " JOBSCHED_HELD_BY " RETURNING lease_until";
 inline constexpr const char* release_claim =
-    "UPDATE job SET " JOBSCHED_LET_GO ", attempts = max(attempts - 1, 0) WHERE " JOBSCHED_HELD_BY;
+    "UPDATE job SET " JOBSCHED_LET_GO ", attempts = max(attempts - 1, 0), state = "
+    JOBSCHED_FREE_STATE("starts_at") " WHERE " JOBSCHED_HELD_BY;
 inline constexpr const char* select_claimed =
     "SELECT attempts, max_attempts, backoff_initial, backoff_max, created_at, expires_at"
     " FROM job WHERE " JOBSCHED_HELD_BY;
 // ?4 the retry time, ?5 the error.
 inline constexpr const char* retry_later =
-    "UPDATE job SET starts_at = ?4, last_error = ?5, " JOBSCHED_LET_GO " WHERE " JOBSCHED_HELD_BY;
+    "UPDATE job SET starts_at = ?4, last_error = ?5, " JOBSCHED_LET_GO ", state = "
+    JOBSCHED_FREE_STATE("?4") " WHERE " JOBSCHED_HELD_BY;
 inline constexpr const char* fail_for_good =
-    "UPDATE job SET failed_at = ?1, last_error = ?5, " JOBSCHED_LET_GO " WHERE " JOBSCHED_HELD_BY;
+    "UPDATE job SET failed_at = ?1, last_error = ?5, state = 7, " JOBSCHED_LET_GO
+    " WHERE " JOBSCHED_HELD_BY;
 
 // Failed jobs: those marked, and the abandoned ones not marked yet, in the order they failed.
 inline constexpr const char* select_failed_jobs =
@@ -167,18 +270,34 @@ inline constexpr const char* select_failed_jobs =
     " FROM job WHERE failed_at IS NOT NULL"
     " UNION ALL SELECT " JOBSCHED_JOB_COLUMNS " FROM job WHERE " JOBSCHED_ABANDONED
     " ORDER BY 14, 1";
+#define JOBSCHED_RETRY_START "max(created_at, min(?1, coalesce(expires_at, ?1)))"
 inline constexpr const char* retry_job =
-    "UPDATE job SET failed_at = NULL, attempts = 0,"
-    " starts_at = max(created_at, min(?1, coalesce(expires_at, ?1)))"
+    "UPDATE job SET failed_at = NULL, attempts = 0, starts_at = " JOBSCHED_RETRY_START
+    ", state = " JOBSCHED_FREE_STATE(JOBSCHED_RETRY_START)
     " WHERE id = ?2 AND failed_at IS NOT NULL";
-inline constexpr const char* delete_failed_jobs = "DELETE FROM job WHERE failed_at IS NOT NULL";
+#undef JOBSCHED_RETRY_START
 
+// ---- Upgrading to version 5: each job's state at ?1, with ?2 the default limit on attempts
+inline constexpr const char* set_job_states =
+    "UPDATE job SET state = CASE"
+    " WHEN completed_at IS NOT NULL THEN 6"
+    " WHEN failed_at IS NOT NULL THEN 7"
+    " WHEN lease_until IS NOT NULL THEN"
+    "  CASE WHEN attempts >= coalesce(max_attempts, ?2) THEN 3 ELSE 2 END"
+    " WHEN locked_at IS NOT NULL THEN 4"
+    " ELSE " JOBSCHED_FREE_STATE("starts_at") " END";
+
+#undef JOBSCHED_BY_CLAIM_ORDER
+#undef JOBSCHED_BY_START_ORDER
+#undef JOBSCHED_BY_QUEUE_ORDER
 #undef JOBSCHED_MARK_IF_ABANDONED
 #undef JOBSCHED_LET_GO
 #undef JOBSCHED_HELD_BY
-#undef JOBSCHED_NEXT
+#undef JOBSCHED_LEASED_STATE
+#undef JOBSCHED_FREE_STATE
 #undef JOBSCHED_FREE
 #undef JOBSCHED_JOB_COLUMNS
+#undef JOBSCHED_PAYLOAD
 #undef JOBSCHED_LEASE_RAN_OUT
 #undef JOBSCHED_ABANDONED
 #undef JOBSCHED_MAX_ATTEMPTS

@@ -154,6 +154,9 @@ class Run {
     return check(sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_STATIC));
   }
 
+  // The highest parameter number the statement uses.
+  int parameter_count() const noexcept { return sqlite3_bind_parameter_count(stmt_); }
+
   // Steps once: true when a row is ready, false when the statement is done.
   bool step() {
     const int rc = sqlite3_step(stmt_);

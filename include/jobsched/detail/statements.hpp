@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "../error.hpp"
 #include "sql.hpp"
@@ -13,36 +14,71 @@
 
 namespace jobsched::detail {
 
+// A statement's SQL without its INDEXED BY clauses, for the views that show an older file
+// to a read-only scheduler (views have no indexes).
+inline std::string without_indexed_by(std::string sql) {
+  static constexpr std::string_view clause = " INDEXED BY ";
+  for (std::size_t at = sql.find(clause); at != std::string::npos; at = sql.find(clause, at)) {
+    std::size_t end = at + clause.size();
+    while (end < sql.size() && sql[end] != ' ')
+      ++end;
+    sql.erase(at, end - at);
+  }
+  return sql;
+}
+
+inline std::string prepared(const char* sql, bool views) {
+  return views ? without_indexed_by(sql) : std::string(sql);
+}
+
 // The statements that only read, prepared on every connection (read-only ones included).
+// `views`: the job table is a view (see show_as_current).
 struct ReadStatements {
-  explicit ReadStatements(sqlite3* db)
-      : select_job(db, sql::select_job),
-        select_next_job(db, sql::select_next_job),
-        select_next_start(db, sql::select_next_start),
-        count_pending_jobs(db, sql::count_pending_jobs),
-        next_queue(db, sql::next_queue),
-        next_priority(db, sql::next_priority),
-        first_due_in_level(db, sql::first_due_in_level),
-        first_free_in_level(db, sql::first_free_in_level),
-        live_leases(db, sql::live_leases),
-        select_failed_jobs(db, sql::select_failed_jobs),
-        data_version(db, sql::data_version) {}
-  Statement select_job, select_next_job, select_next_start, count_pending_jobs, next_queue,
-      next_priority, first_due_in_level, first_free_in_level, live_leases, select_failed_jobs,
-      data_version;
+  ReadStatements(sqlite3* db, bool views)
+      : select_job(db, prepared(sql::select_job, views)),
+        count_pending_jobs(db, prepared(sql::count_pending_jobs, views)),
+        lagging_states(db, prepared(sql::lagging_states, views)),
+        first_in_start_order(db, prepared(sql::first_in_start_order, views)),
+        first_available(db, prepared(sql::first_available, views)),
+        first_available_in_queue(db, prepared(sql::first_available_in_queue, views)),
+        next_queue(db, prepared(sql::next_queue, views)),
+        next_priority(db, prepared(sql::next_priority, views)),
+        first_due_in_level(db, prepared(sql::first_due_in_level, views)),
+        first_free_in_level(db, prepared(sql::first_free_in_level, views)),
+        unexpired_moved_out(db, prepared(sql::unexpired_moved_out, views)),
+        live_leases(db, prepared(sql::live_leases, views)),
+        select_failed_jobs(db, prepared(sql::select_failed_jobs, views)),
+        data_version(db, prepared(sql::data_version, views)),
+        begin_read(db, "BEGIN"),
+        end_read(db, "COMMIT") {}
+  Statement select_job, count_pending_jobs, lagging_states, first_in_start_order, first_available, first_available_in_queue, next_queue, next_priority, first_due_in_level, first_free_in_level, unexpired_moved_out, live_leases, select_failed_jobs, data_version;
+  Statement begin_read, end_read;  // a ReadTransaction
 };
 
 // The statements that write, prepared unless the scheduler is read-only.
 struct WriteStatements {
   explicit WriteStatements(sqlite3* db)
       : insert_job(db, sql::insert_job),
+        insert_payload(db, sql::insert_payload),
         complete_job(db, sql::complete_job),
         delete_job(db, sql::delete_job),
+        delete_payload(db, sql::delete_payload),
+        delete_completed_payloads(db, sql::delete_completed_payloads),
         delete_completed_jobs(db, sql::delete_completed_jobs),
+        delete_expired_payloads(db, sql::delete_expired_payloads),
         delete_expired_jobs(db, sql::delete_expired_jobs),
+        delete_failed_payloads(db, sql::delete_failed_payloads),
+        delete_failed_jobs(db, sql::delete_failed_jobs),
         lock_job(db, sql::lock_job),
         unlock_job(db, sql::unlock_job),
-        lock_next_job(db, sql::lock_next_job),
+        lock_job_by_id(db, sql::lock_job_by_id),
+        due_scheduled(db, sql::due_scheduled),
+        expired_free(db, sql::expired_free),
+        ran_out_leases(db, sql::ran_out_leases),
+        ran_out_last_leases(db, sql::ran_out_last_leases),
+        move_free_job(db, sql::move_free_job),
+        fail_abandoned_job(db, sql::fail_abandoned_job),
+        move_expired_last_lease(db, sql::move_expired_last_lease),
         claim_job(db, sql::claim_job),
         select_claimed_job(db, sql::select_claimed_job),
         any_abandoned_job(db, sql::any_abandoned_job),
@@ -54,12 +90,8 @@ struct WriteStatements {
         retry_later(db, sql::retry_later),
         fail_for_good(db, sql::fail_for_good),
         retry_job(db, sql::retry_job),
-        delete_failed_jobs(db, sql::delete_failed_jobs),
         transaction(db) {}
-  Statement insert_job, complete_job, delete_job, delete_completed_jobs, delete_expired_jobs,
-      lock_job, unlock_job, lock_next_job, claim_job, select_claimed_job, any_abandoned_job,
-      fail_abandoned_jobs, complete_claim, extend_claim, release_claim, select_claimed, retry_later,
-      fail_for_good, retry_job, delete_failed_jobs;
+  Statement insert_job, insert_payload, complete_job, delete_job, delete_payload, delete_completed_payloads, delete_completed_jobs, delete_expired_payloads, delete_expired_jobs, delete_failed_payloads, delete_failed_jobs, lock_job, unlock_job, lock_job_by_id, due_scheduled, expired_free, ran_out_leases, ran_out_last_leases, move_free_job, fail_abandoned_job, move_expired_last_lease, claim_job, select_claimed_job, any_abandoned_job, fail_abandoned_jobs, complete_claim, extend_claim, release_claim, select_claimed, retry_later, fail_for_good, retry_job;
   TransactionStatements transaction;
 };
 
@@ -68,9 +100,9 @@ struct WriteStatements {
 struct Statements {
   // A `job` table that is not ours (other columns, a view) fails to prepare: a schema
   // problem, reported as such.
-  static Statements prepare(sqlite3* db, bool writable) {
+  static Statements prepare(sqlite3* db, bool writable, bool views) {
     try {
-      return Statements(db, writable);
+      return Statements(db, writable, views);
     } catch (const BusyError&) {
       throw;
     } catch (const IoError&) {
@@ -83,7 +115,7 @@ struct Statements {
     }
   }
 
-  Statements(sqlite3* db, bool writable) : read(db) {
+  Statements(sqlite3* db, bool writable, bool views) : read(db, views) {
     if (writable)
       write.emplace(db);
   }

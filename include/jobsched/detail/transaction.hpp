@@ -75,4 +75,27 @@ class WriteTransaction {
   bool done_ = false;
 };
 
+// A read transaction around a call's several reads, so that they see one snapshot of the
+// file; nothing when the caller already has a transaction open on the connection.
+class ReadTransaction {
+ public:
+  ReadTransaction(sqlite3* db, const Statement& begin, const Statement& end)
+      : end_(sqlite3_get_autocommit(db) != 0 ? end.get() : nullptr) {
+    if (end_ != nullptr)
+      Run(begin).execute();
+  }
+  ReadTransaction(const ReadTransaction&) = delete;
+  ReadTransaction& operator=(const ReadTransaction&) = delete;
+  // Ending a transaction that only read cannot lose anything: errors are ignored.
+  ~ReadTransaction() {
+    if (end_ != nullptr) {
+      sqlite3_step(end_);
+      sqlite3_reset(end_);
+    }
+  }
+
+ private:
+  sqlite3_stmt* end_;
+};
+
 }  // namespace jobsched::detail

@@ -515,10 +515,12 @@ TEST_CASE("a lease that is zero, negative, NaN or infinite is refused, naming it
   INFO("lease " << bad.shown);
 
   // A job whose lease ran out on its only attempt: a claim that ran would fail it.
+  // (Both added before its lease runs out: an add moves such jobs on, marking it failed.)
   const Job abandoned = f.scheduler.add_job("abandoned", starting(kT - 10));
+  const Job due = f.scheduler.add_job("due", starting(kT - 1));
   const auto claimed = f.scheduler.claim_next_job(Seconds{5}, at(kT - 10));
   REQUIRE(claimed.has_value());
-  const Job due = f.scheduler.add_job("due", starting(kT - 1));
+  REQUIRE(claimed->job.id == abandoned.id);
   const Job abandoned_before = stored(f.scheduler, abandoned.id);
   const Job due_before = stored(f.scheduler, due.id);
   const std::int64_t changes = f.changes();

@@ -282,7 +282,7 @@ void check_current_schema(sqlite3* db) {
   CHECK_FALSE(has_index(db, "ix_job_pending_starts_at"));
   CHECK_FALSE(has_index(db, "ix_job_pending_expires_at"));
   for (const char* index : {"ix_job_queue_order", "ix_job_claim_order", "ix_job_start_order",
-                            "ix_job_leases", "ix_job_last_leases", "ix_job_expiry",
+                            "ix_job_leases", "ix_job_expiry",
                             "ix_job_expired", "ix_job_completed", "ix_job_failed"}) {
     CAPTURE(index);
     CHECK(has_index(db, index));

@@ -97,18 +97,18 @@ std::vector<Expected> statements() {
   namespace sql = jobsched::detail::sql;
   const Param top = integer(std::numeric_limits<int>::max());
   const std::vector<Param> held{integer(1), integer(12345), real(kNow + 30), text("e")};
-  const Param moves = integer(sql::moves_per_claim);
+  const Param moves = integer(sql::moves_per_write);
   return {
       // Reads.
       {"select_job", sql::select_job, {integer(1)}, {by_id}},
       {"count_pending_jobs",
        sql::count_pending_jobs,
        {},
-       {"ix_job_expiry", "ix_job_last_leases", "ix_job_expired"}},
+       {"ix_job_expiry", "ix_job_leases", "ix_job_expired"}},
       {"lagging_states",
        sql::lagging_states,
        {},
-       {"ix_job_start_order", "ix_job_leases", "ix_job_last_leases", "ix_job_expiry",
+       {"ix_job_start_order", "ix_job_leases", "ix_job_leases", "ix_job_expiry",
         "ix_job_expired"}},
       {"first_in_start_order (scheduled)",
        sql::first_in_start_order,
@@ -148,13 +148,17 @@ std::vector<Expected> statements() {
        sql::unexpired_moved_out,
        {text("q1")},
        {"ix_job_expired"}},
-      {"live_leases (any queue)", sql::live_leases, {null()}, {"ix_job_leases"}},
-      {"live_leases (one queue)", sql::live_leases, {text("q1")}, {"ix_job_leases"}},
+      {"live_leases (any queue)", sql::live_leases, {null(), integer(2)}, {"ix_job_leases"}},
+      {"live_leases (one queue)",
+       sql::live_leases,
+       {text("q1"), integer(2)},
+       {"ix_job_leases"}},
+      {"live_leases (moved on)", sql::live_leases, {null(), integer(1)}, {"ix_job_leases"}},
       // Sorts the failed jobs it returns (their failure time is a CASE of two columns).
       {"select_failed_jobs",
        sql::select_failed_jobs,
        {},
-       {"ix_job_failed", "ix_job_last_leases"},
+       {"ix_job_failed", "ix_job_leases"},
        true},
       // Writes of one job.
       {"complete_job", sql::complete_job, {integer(1), real(kNow)}, {by_id}},
@@ -179,9 +183,9 @@ std::vector<Expected> statements() {
       {"due_scheduled", sql::due_scheduled, {moves}, {"ix_job_start_order"}},
       {"expired_free", sql::expired_free, {moves}, {"ix_job_expiry"}},
       {"ran_out_leases", sql::ran_out_leases, {moves}, {"ix_job_leases"}},
-      {"ran_out_last_leases", sql::ran_out_last_leases, {moves}, {"ix_job_last_leases"}},
-      {"any_abandoned_job", sql::any_abandoned_job, {}, {"ix_job_last_leases"}},
-      {"fail_abandoned_jobs", sql::fail_abandoned_jobs, {}, {"ix_job_last_leases"}},
+      {"ran_out_last_leases", sql::ran_out_last_leases, {moves}, {"ix_job_leases"}},
+      {"any_abandoned_job", sql::any_abandoned_job, {}, {"ix_job_leases"}},
+      {"fail_abandoned_jobs", sql::fail_abandoned_jobs, {}, {"ix_job_leases"}},
       // Deleting many.
       {"delete_completed_payloads",
        sql::delete_completed_payloads,

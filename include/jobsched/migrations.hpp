@@ -96,15 +96,14 @@ inline constexpr Migration migrations[] = {
      "DROP INDEX ix_job_claim_order;"
      "DROP INDEX ix_job_leases;",
      // Claims from named queues, and the walks of lagging states; claims from every queue;
-     // next_job; leases by their end, with and without attempts left; expiry, of jobs
-     // in the schedule and of those moved out; completions.
+     // next_job; leases by their end (a job moved on keeps its lease's end); expiry, of
+     // jobs in the schedule and of those moved out; completions.
      "CREATE INDEX ix_job_queue_order ON job (queue, state, priority DESC, starts_at)"
      " WHERE completed_at IS NULL AND failed_at IS NULL;"
      "CREATE INDEX ix_job_claim_order ON job (priority DESC, starts_at) WHERE state = 1;"
      "CREATE INDEX ix_job_start_order ON job (state, starts_at)"
      " WHERE completed_at IS NULL AND failed_at IS NULL;"
-     "CREATE INDEX ix_job_leases ON job (lease_until) WHERE state = 2;"
-     "CREATE INDEX ix_job_last_leases ON job (lease_until) WHERE state = 3;"
+     "CREATE INDEX ix_job_leases ON job (state, lease_until) WHERE lease_until IS NOT NULL;"
      "CREATE INDEX ix_job_expiry ON job (expires_at)"
      " WHERE state < 5 AND expires_at IS NOT NULL;"
      "CREATE INDEX ix_job_expired ON job (expires_at) WHERE state = 5;"

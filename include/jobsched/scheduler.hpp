@@ -99,9 +99,11 @@ class Scheduler {
     detail::check_job_settings(options);
     detail::WriteStatements& write = writes();
     detail::WriteTransaction transaction(db(), &write.transaction);
+    const double state_at = state_time(times.created_at);
+    move_on(state_at);
     {
       detail::Run run(write.insert_job);
-      run.bind(1, state_time(times.created_at));
+      run.bind(1, state_at);
       run.bind(3, times.created_at).bind(4, times.starts_at);
       detail::bind_optional(run, 5, times.expires_at);
       run.bind(6, std::int64_t{options.priority}).bind_text(7, options.queue);
@@ -470,8 +472,8 @@ class Scheduler {
     return claimed;
   }
 
-  // A claim's upkeep: moves on jobs whose stored state lags behind `at` (scheduled jobs that
-  // came due, free jobs that expired, leases that ran out), at most sql::moves_per_claim of
+  // The upkeep of claims and adds: moves on jobs whose stored state lags behind `at` (scheduled jobs that
+  // came due, free jobs that expired, leases that ran out), at most sql::moves_per_write of
   // each kind, oldest first, so that every job is moved once and no claim does unbounded
   // work. Returns where the states still lag, for the orders to walk.
   detail::Lag move_on(double at) {
@@ -479,11 +481,11 @@ class Scheduler {
     detail::Lag lag = detail::Lag::read(reads(), at);
     // Moves the jobs `pick` names with `move`; true when there may be more.
     auto move = [&](detail::Statement& pick, auto move_one) {
-      std::array<std::int64_t, detail::sql::moves_per_claim> ids{};
+      std::array<std::int64_t, detail::sql::moves_per_write> ids{};
       std::size_t count = 0;
       {
         detail::Run run(pick);
-        run.bind(1, at).bind(2, std::int64_t{detail::sql::moves_per_claim});
+        run.bind(1, at).bind(2, std::int64_t{detail::sql::moves_per_write});
         while (count < ids.size() && run.step())
           ids[count++] = run.column_int64(0);
       }

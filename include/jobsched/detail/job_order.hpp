@@ -59,14 +59,16 @@ inline std::optional<JobDelay> delay_until(const std::optional<Candidate>& next,
 }
 
 // Where the stored states lag behind `now` (sql::lagging_states): a scheduled job due, a
-// lease run out (with attempts left, and on a last attempt), a job in states 0 to 4 expired,
-// a job moved out as expired that is not expired at `now`.
+// lease run out (with attempts left, and on a last attempt), a job in states 0 to 4 expired;
+// and, when the clock was set back, a job moved out as expired that is not expired at `now`,
+// a job moved on from a lease that has not run out at `now`.
 struct Lag {
   bool due_scheduled = false;
   bool ran_out_lease = false;
   bool ran_out_last_lease = false;
   bool expired = false;
   bool unexpired_moved_out = false;
+  bool live_lease_moved_on = false;
 
   static Lag read(ReadStatements& statements, double now) {
     Run run(statements.lagging_states);
@@ -79,7 +81,11 @@ struct Lag {
     lag.ran_out_lease = at_or_before(1);
     lag.ran_out_last_lease = at_or_before(2);
     lag.expired = at_or_before(3);
-    lag.unexpired_moved_out = run.column_type(4) != SQLITE_NULL && run.column_double(4) > now;
+    auto after = [&](int column) {
+      return run.column_type(column) != SQLITE_NULL && run.column_double(column) > now;
+    };
+    lag.unexpired_moved_out = after(4);
+    lag.live_lease_moved_on = after(5) || after(6) || after(7);
     return lag;
   }
 };
@@ -88,6 +94,7 @@ struct Lag {
 inline constexpr std::int64_t scheduled_state = 0;
 inline constexpr std::int64_t available_state = 1;
 inline constexpr std::int64_t leased_state = 2;
+inline constexpr std::int64_t expired_state = 5;
 
 // The schedule's orders at `now`. Reads only; used by one call, on its own connection.
 class JobOrder {
@@ -181,10 +188,10 @@ class JobOrder {
   std::optional<Candidate> first_due(const std::vector<std::string>* queues) {
     std::optional<Candidate> next = first_in_start_order(queues);
     if (queues == nullptr) {
-      keep_earliest(next, first_freed_by_lease(nullptr));
+      keep_first_freed_by_lease(nullptr, next);
     } else {
       for (const std::string& queue : *queues)
-        keep_earliest(next, first_freed_by_lease(&queue));
+        keep_first_freed_by_lease(&queue, next);
     }
     return next;
   }
@@ -261,11 +268,21 @@ class JobOrder {
     }
   }
 
-  // The held job (in `queue`, or in any queue when null) that its lease frees first, dated
-  // by the later of its lease end and its start. Leases come in order of their end, so the
-  // walk stops at the first lease that ends after the best date found: one row, unless
-  // leases were moved back before their job's start.
-  std::optional<Candidate> first_freed_by_lease(const std::string* queue) {
+  // Keeps in `best` the held job (in `queue`, or in any queue when null) that its lease
+  // frees first, dated by the later of its lease end and its start, if it comes before.
+  // Leases come in order of their end, then id, so the walk stops at the first lease that
+  // cannot come before `best`: one row, unless leases were moved back before their job's
+  // start.
+  void keep_first_freed_by_lease(const std::string* queue, std::optional<Candidate>& best) {
+    keep_first_freed_by_lease(queue, leased_state, best);
+    if (lag_.live_lease_moved_on) {
+      for (const std::int64_t state : {scheduled_state, available_state, expired_state})
+        keep_first_freed_by_lease(queue, state, best);
+    }
+  }
+
+  void keep_first_freed_by_lease(const std::string* queue, std::int64_t state,
+                                 std::optional<Candidate>& best) {
     Run run(statements_.live_leases);
     bind_now(run);
     if (queue != nullptr) {
@@ -273,15 +290,14 @@ class JobOrder {
     } else {
       run.bind_null(2);
     }
-    std::optional<Candidate> best;
+    run.bind(3, state);
     while (run.step()) {
+      const std::int64_t id = run.column_int64(0);
       const double lease_until = run.column_double(2);
-      if (best && lease_until > best->at)
+      if (best && (lease_until > best->at || (lease_until == best->at && id > best->id)))
         break;
-      keep_earliest(best,
-                    Candidate{run.column_int64(0), 0, std::max(run.column_double(1), lease_until)});
+      keep_earliest(best, Candidate{id, 0, std::max(run.column_double(1), lease_until)});
     }
-    return best;
   }
 
   // Calls `visit(queue)` with each queue that has open jobs, in order: one probe per queue.

@@ -10,8 +10,9 @@ namespace jobsched::detail::sql {
 // The parameter every statement that needs it binds to the default limit on attempts.
 inline constexpr int default_max_attempts = 20;
 
-// How many jobs a claim moves between states on its way (see the maintenance statements).
-inline constexpr int moves_per_claim = 16;
+// How many jobs of each kind a claim or an add moves between states on its way (see the
+// upkeep statements).
+inline constexpr int moves_per_write = 16;
 
 // A job's stored state (column `state`), which decides the indexes it is in:
 //   0 scheduled   free, not due when last written
@@ -142,14 +143,18 @@ inline constexpr const char* unlock_job =
 #define JOBSCHED_BY_START_ORDER " INDEXED BY ix_job_start_order"
 #define JOBSCHED_BY_CLAIM_ORDER " INDEXED BY ix_job_claim_order"
 // Where the stored states lag behind ?1: the earliest scheduled start, lease ends (with and
-// without attempts left), expiry of a free job, and the latest expiry moved out. One
-// probe of an index each.
+// without attempts left), expiry of a job in states 0 to 4, the latest expiry moved out, and
+// the latest end of a lease whose job was moved on (later than ?1 when the clock was set
+// back). One probe of an index each.
 inline constexpr const char* lagging_states =
     "SELECT (SELECT min(starts_at) FROM job WHERE " JOBSCHED_OPEN " AND state = 0),"
-    " (SELECT min(lease_until) FROM job WHERE state = 2),"
-    " (SELECT min(lease_until) FROM job WHERE state = 3),"
+    " (SELECT min(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 2),"
+    " (SELECT min(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 3),"
     " (SELECT min(expires_at) FROM job WHERE state < 5 AND expires_at IS NOT NULL),"
-    " (SELECT max(expires_at) FROM job WHERE state = 5)";
+    " (SELECT max(expires_at) FROM job WHERE state = 5),"
+    " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 0),"
+    " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 1),"
+    " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 5)";
 // In next_job's order (start, then id): the first pending free job in state ?2 (0, 1 or 2).
 inline constexpr const char* first_in_start_order =
     "SELECT id, starts_at FROM job" JOBSCHED_BY_START_ORDER " WHERE state = ?2 AND " JOBSCHED_PENDING
@@ -186,15 +191,18 @@ inline constexpr const char* first_free_in_level =
 inline constexpr const char* unexpired_moved_out =
     "SELECT id, priority, starts_at FROM job WHERE state = 5 AND expires_at > ?1"
     " AND " JOBSCHED_FREE " AND (?2 IS NULL OR queue = ?2)";
-// Live leases that will free their job when they end (not on its last attempt), in order of
-// their end, in queue ?2 or in any queue when ?2 is NULL. A job is free again at the later
-// of its lease end and its start: a lease may end before the start when it was moved back.
+// Live leases of jobs in state ?3 that will free their job when they end (not on its last
+// attempt), in order of their end, in queue ?2 or in any queue when ?2 is NULL: those of
+// state 2, and (when the clock was set back) of jobs moved on since. A job is free again at
+// the later of its lease end and its start: a lease may end before the start when it was
+// moved back.
 inline constexpr const char* live_leases =
     "SELECT id, starts_at, lease_until FROM job"
-    " WHERE state = 2 AND lease_until > ?1 AND (expires_at IS NULL OR expires_at > ?1)"
-    " AND (?2 IS NULL OR queue = ?2) ORDER BY lease_until, id";
+    " WHERE state = ?3 AND lease_until > ?1 AND (expires_at IS NULL OR expires_at > ?1)"
+    " AND (?2 IS NULL OR queue = ?2) AND (state = 2 OR attempts < " JOBSCHED_MAX_ATTEMPTS ")"
+    " ORDER BY lease_until, id";
 
-// ---- Moving jobs on: a claim's bounded upkeep (at most moves_per_claim of each) -----------
+// ---- Moving jobs on: a claim's bounded upkeep (at most moves_per_write of each) -----------
 // Each picks the first jobs whose state lags from an index; each move is one row by id (an
 // UPDATE that may change many rows opens a statement journal inside a transaction).
 inline constexpr const char* due_scheduled =
@@ -204,9 +212,11 @@ inline constexpr const char* expired_free =
     "SELECT id FROM job WHERE state < 5 AND expires_at IS NOT NULL AND expires_at <= ?1"
     " AND state <= 1 ORDER BY expires_at LIMIT ?2";
 inline constexpr const char* ran_out_leases =
-    "SELECT id FROM job WHERE state = 2 AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2";
+    "SELECT id FROM job WHERE lease_until IS NOT NULL AND state = 2 AND lease_until <= ?1"
+    " ORDER BY lease_until LIMIT ?2";
 inline constexpr const char* ran_out_last_leases =
-    "SELECT id FROM job WHERE state = 3 AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2";
+    "SELECT id FROM job WHERE lease_until IS NOT NULL AND state = 3 AND lease_until <= ?1"
+    " ORDER BY lease_until LIMIT ?2";
 // A free job (scheduled, available, or its lease run out) to the state it is in at ?1.
 inline constexpr const char* move_free_job =
     "UPDATE job SET state = " JOBSCHED_FREE_STATE("starts_at") " WHERE id = ?2";

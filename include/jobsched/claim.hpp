@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "job.hpp"
 #include "time.hpp"
@@ -21,6 +22,12 @@ struct Claim {
     return a.job_id == b.job_id && a.token == b.token && a.lease_until == b.lease_until;
   }
   friend bool operator!=(const Claim& a, const Claim& b) noexcept { return !(a == b); }
+};
+
+/// A failed attempt to record with Scheduler::fail_all: the claim and its error.
+struct ClaimFailure {
+  Claim claim;
+  std::string error;
 };
 
 /// A job just claimed, as stored after the claim, and the claim on it.

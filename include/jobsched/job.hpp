@@ -80,6 +80,12 @@ struct JobOptions {
   std::optional<Seconds> max_backoff;
 };
 
+/// A job to add with Scheduler::add_jobs: its payload and its options.
+struct NewJob {
+  Payload data;
+  JobOptions options;
+};
+
 /// The next job's id and how long until it is due (zero when it is already due).
 struct JobDelay {
   std::int64_t id = 0;

@@ -19,10 +19,13 @@
 #include "detail/connection_setup.hpp"
 #include "detail/job_order.hpp"
 #include "detail/job_row.hpp"
+#include "detail/new_job.hpp"
+#include "detail/settle.hpp"
 #include "detail/sql.hpp"
 #include "detail/sqlite.hpp"
 #include "detail/statements.hpp"
 #include "detail/transaction.hpp"
+#include "detail/upkeep.hpp"
 #include "detail/validate.hpp"
 #include "detail/wake.hpp"
 #include "error.hpp"
@@ -92,50 +95,41 @@ class Scheduler {
   /// Adds a job and returns it as stored. Refuses NaN, infinite and out-of-range times and
   /// created_at > starts_at > expires_at with InvalidArgumentError, before any SQL runs.
   Job add_job(Payload data, const JobOptions& options = {}) {
-    const TimePoint created = options.created_at ? *options.created_at : now();
-    const TimePoint starts = options.starts_at ? *options.starts_at : created;
-    const detail::CheckedTimes times = detail::check_job_times(created, starts, options.expires_at);
-    detail::check_payload(data);
-    detail::check_job_settings(options);
-    detail::WriteStatements& write = writes();
-    detail::WriteTransaction transaction(db(), &write.transaction);
+    const detail::CheckedTimes times = checked_new_job(data, options);
+    detail::WriteTransaction transaction(db(), &writes().transaction);
     const double state_at = state_time(times.created_at);
     move_on(state_at);
-    {
-      detail::Run run(write.insert_job);
-      run.bind(1, state_at);
-      run.bind(3, times.created_at).bind(4, times.starts_at);
-      detail::bind_optional(run, 5, times.expires_at);
-      run.bind(6, std::int64_t{options.priority}).bind_text(7, options.queue);
-      detail::bind_optional(run, 8, options.max_attempts);
-      detail::bind_optional(run, 9, options.initial_backoff);
-      detail::bind_optional(run, 10, options.max_backoff);
-      run.execute();
-    }
-    Job job;
-    job.id = sqlite3_last_insert_rowid(db());
-    if (data.storage_class() != StorageClass::null) {
-      detail::Run run(write.insert_payload);
-      run.bind(2, job.id);
-      detail::bind_payload(run, 3, data);
-      run.execute();
-    }
+    Job job = insert_job(std::move(data), options, times, state_at);
     transaction.commit();
-    job.data = std::move(data);
-    job.created_at = from_unix_seconds(times.created_at);
-    job.starts_at = from_unix_seconds(times.starts_at);
-    if (times.expires_at)
-      job.expires_at = from_unix_seconds(*times.expires_at);
-    job.max_attempts = options.max_attempts;
-    job.initial_backoff = options.initial_backoff;
-    job.max_backoff = options.max_backoff;
-    job.priority = options.priority;
-    job.queue = options.queue;
-    // Inside the host's transaction the job is not visible yet; workers see it by polling
-    // once the host commits.
-    if (sqlite3_get_autocommit(db()) != 0)
-      detail::WakeHub::instance().job_added(file_);
+    job_added();
     return job;
+  }
+
+  /// Adds every job in one transaction (one commit, so many times faster than one at a
+  /// time) and returns them as stored, in order. Every job is checked first: a bad one is
+  /// refused with InvalidArgumentError naming its place in the list, and none is added.
+  std::vector<Job> add_jobs(std::vector<NewJob> jobs) {
+    std::vector<detail::CheckedTimes> times;
+    times.reserve(jobs.size());
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      try {
+        times.push_back(checked_new_job(jobs[i].data, jobs[i].options));
+      } catch (const InvalidArgumentError& error) {
+        detail::throw_invalid("job " + std::to_string(i + 1) + " of " +
+                              std::to_string(jobs.size()) + ": " + detail::reason(error));
+      }
+    }
+    std::vector<Job> added;
+    added.reserve(jobs.size());
+    detail::WriteTransaction transaction(db(), &writes().transaction);
+    const double state_at = state_time(times.empty() ? 0.0 : times.front().created_at);
+    move_on(state_at);
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+      added.push_back(insert_job(std::move(jobs[i].data), jobs[i].options, times[i], state_at));
+    transaction.commit();
+    if (!added.empty())
+      job_added();
+    return added;
   }
 
   /// Adds a job that starts `starts_after` after its creation and, if `expires_after` is
@@ -277,24 +271,63 @@ class Scheduler {
   /// attempt are marked failed on the way. One write transaction; empty when nothing is due.
   std::optional<ClaimedJob> claim_next_job(Seconds lease,
                                            std::optional<TimePoint> now = std::nullopt) {
-    return claim(lease, nullptr, now);
+    return first_claimed(claim(1, lease, nullptr, now));
   }
 
   /// As above, from the named queues only ("" is the default queue).
   std::optional<ClaimedJob> claim_next_job(Seconds lease, const std::vector<std::string>& queues,
                                            std::optional<TimePoint> now = std::nullopt) {
     check_queues(queues);
-    return claim(lease, &queues, now);
+    return first_claimed(claim(1, lease, &queues, now));
+  }
+
+  /// Claims up to `limit` due jobs in claim order, in one write transaction, each with its
+  /// own claim; fewer (or none) when fewer are due. `limit` must be at least 1.
+  std::vector<ClaimedJob> claim_jobs(std::size_t limit, Seconds lease,
+                                     std::optional<TimePoint> now = std::nullopt) {
+    return claim(checked_limit(limit), lease, nullptr, now);
+  }
+
+  /// As above, from the named queues only ("" is the default queue).
+  std::vector<ClaimedJob> claim_jobs(std::size_t limit, Seconds lease,
+                                     const std::vector<std::string>& queues,
+                                     std::optional<TimePoint> now = std::nullopt) {
+    check_queues(queues);
+    return claim(checked_limit(limit), lease, &queues, now);
   }
 
   /// Completes a claimed job. False, changing nothing, when the claim is stale: its lease ran
   /// out and the job was claimed again or failed (on its last attempt), or it was failed,
   /// released, unlocked or deleted.
   bool complete(const Claim& claim, std::optional<TimePoint> now = std::nullopt) {
-    detail::Run run(writes().complete_claim);
-    bind_now(run, checked_now(now));
-    run.bind(2, claim.job_id).bind(3, claim.token);
-    return run.execute() > 0;
+    return settle(writes().complete_claim, claim, checked_now(now));
+  }
+
+  /// Completes every claimed job in one transaction. Each answer is complete's for its
+  /// claim: false, changing nothing for it, when that claim is stale.
+  std::vector<bool> complete_all(const std::vector<Claim>& claims,
+                                 std::optional<TimePoint> now = std::nullopt) {
+    return settle_all(claims, checked_now(now), [&](const Claim& claim, double at) {
+      return settle(writes().complete_claim, claim, at);
+    });
+  }
+
+  /// Records every failed attempt in one transaction, each as fail does; false for a
+  /// stale claim.
+  std::vector<bool> fail_all(const std::vector<ClaimFailure>& failures,
+                             std::optional<TimePoint> now = std::nullopt) {
+    return settle_all(failures, checked_now(now), [&](const ClaimFailure& failure, double at) {
+      return fail_claim(failure.claim, failure.error, at);
+    });
+  }
+
+  /// Gives every claimed job back in one transaction, each as release does; false for a
+  /// stale claim.
+  std::vector<bool> release_all(const std::vector<Claim>& claims,
+                                std::optional<TimePoint> now = std::nullopt) {
+    return settle_all(claims, checked_now(now), [&](const Claim& claim, double at) {
+      return settle(writes().release_claim, claim, at);
+    });
   }
 
   /// Records a failed attempt with its error. The job returns after the retry policy's
@@ -303,43 +336,10 @@ class Scheduler {
   bool fail(const Claim& claim, std::string_view error,
             std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    detail::WriteStatements& write = writes();
-    detail::WriteTransaction transaction(db(), &write.transaction);
-    std::optional<double> retry_at;
-    {
-      detail::Run run(write.select_claimed);
-      bind_now(run, at);
-      run.bind(2, claim.job_id).bind(3, claim.token);
-      if (!run.step())
-        return false;
-      const auto attempts = static_cast<int>(run.column_int64(0));
-      const RetryPolicy& policy = options_.retry;
-      const int max_attempts = run.column_type(1) == SQLITE_NULL
-                                   ? policy.max_attempts
-                                   : static_cast<int>(run.column_int64(1));
-      if (attempts < max_attempts) {
-        const Seconds initial = run.column_type(2) == SQLITE_NULL ? policy.initial_backoff
-                                                                  : Seconds{run.column_double(2)};
-        const Seconds cap =
-            run.column_type(3) == SQLITE_NULL ? policy.max_backoff : Seconds{run.column_double(3)};
-        const double backoff = policy.backoff(attempts, initial, cap).count();
-        std::uniform_real_distribution<double> share(0.0, 1.0);
-        double when = at + backoff * (1.0 - policy.jitter * share(random_));
-        if (run.column_type(5) != SQLITE_NULL)
-          when = std::min(when, run.column_double(5));
-        when = std::min(when, detail::latest_time);
-        retry_at = std::max(when, run.column_double(4));
-      }
-    }
-    detail::Run run(retry_at ? write.retry_later : write.fail_for_good);
-    bind_now(run, at);
-    run.bind(2, claim.job_id).bind(3, claim.token);
-    if (retry_at)
-      run.bind(4, *retry_at);
-    run.bind_text(5, error);
-    run.execute();
+    detail::WriteTransaction transaction(db(), &writes().transaction);
+    const bool failed = fail_claim(claim, error, at);
     transaction.commit();
-    return true;
+    return failed;
   }
 
   /// Extends a claim's lease to `lease` from now (a heartbeat), updating `claim` to the end
@@ -362,10 +362,7 @@ class Scheduler {
   /// Gives a claimed job back without counting the attempt: it is free again at once.
   /// False, changing nothing, when the claim is stale.
   bool release(const Claim& claim, std::optional<TimePoint> now = std::nullopt) {
-    detail::Run run(writes().release_claim);
-    bind_now(run, checked_now(now));
-    run.bind(2, claim.job_id).bind(3, claim.token);
-    return run.execute() > 0;
+    return settle(writes().release_claim, claim, checked_now(now));
   }
 
   /// Jobs failed for good at `now`, in the order they failed (then by id). A read: jobs whose
@@ -440,8 +437,10 @@ class Scheduler {
   sqlite3* handle() const noexcept { return connection_.get(); }
 
  private:
-  std::optional<ClaimedJob> claim(Seconds lease, const std::vector<std::string>* queues,
-                                  std::optional<TimePoint> now) {
+  // Claims up to `limit` jobs in one write transaction.
+  std::vector<ClaimedJob> claim(std::size_t limit, Seconds lease,
+                                const std::vector<std::string>* queues,
+                                std::optional<TimePoint> now) {
     detail::WriteStatements& write = writes();
     // A clock that answers nonsense is refused before waiting for anything; the clock is
     // read again once the write lock is held, so that waiting does not eat into the lease.
@@ -449,75 +448,83 @@ class Scheduler {
     detail::WriteTransaction transaction(db(), &write.transaction);
     const double at = checked_now(now);
     const double until = lease_end(at, lease);
-    const std::optional<detail::Candidate> best =
-        detail::JobOrder(reads(), at, options_.retry.max_attempts, move_on(at))
-            .first_claimable(queues);
-    std::optional<ClaimedJob> claimed;
-    if (best) {
-      detail::Run update(write.claim_job);
-      bind_now(update, at);
-      update.bind(2, best->id).bind(3, until);
-      if (update.execute() > 0) {
-        detail::Run run(write.select_claimed_job);
-        bind_now(run, at);
-        run.bind(2, best->id);
-        if (run.step()) {
-          claimed = ClaimedJob{detail::read_job(run), Claim{}};
-          claimed->claim = Claim{claimed->job.id, run.column_int64(detail::job_columns),
-                                 from_unix_seconds(until)};
-        }
+    const detail::Lag lag = move_on(at);
+    std::vector<ClaimedJob> claimed;
+    while (claimed.size() < limit) {
+      const std::optional<detail::Candidate> best =
+          detail::JobOrder(reads(), at, options_.retry.max_attempts, lag).first_claimable(queues);
+      if (!best)
+        break;
+      {
+        detail::Run update(write.claim_job);
+        bind_now(update, at);
+        update.bind(2, best->id).bind(3, until);
+        if (update.execute() == 0)
+          break;
       }
+      detail::Run run(write.select_claimed_job);
+      bind_now(run, at);
+      run.bind(2, best->id);
+      if (!run.step())
+        break;
+      Job job = detail::read_job(run);
+      const std::int64_t token = run.column_int64(detail::job_columns);
+      claimed.push_back(ClaimedJob{std::move(job), Claim{best->id, token, from_unix_seconds(until)}});
     }
     transaction.commit();
     return claimed;
   }
 
-  // The upkeep of claims and adds: moves on jobs whose stored state lags behind `at` (scheduled jobs that
-  // came due, free jobs that expired, leases that ran out), at most sql::moves_per_write of
-  // each kind, oldest first, so that every job is moved once and no claim does unbounded
-  // work. Returns where the states still lag, for the orders to walk.
-  detail::Lag move_on(double at) {
-    detail::WriteStatements& write = writes();
-    detail::Lag lag = detail::Lag::read(reads(), at);
-    // Moves the jobs `pick` names with `move`; true when there may be more.
-    auto move = [&](detail::Statement& pick, auto move_one) {
-      std::array<std::int64_t, detail::sql::moves_per_write> ids{};
-      std::size_t count = 0;
-      {
-        detail::Run run(pick);
-        run.bind(1, at).bind(2, std::int64_t{detail::sql::moves_per_write});
-        while (count < ids.size() && run.step())
-          ids[count++] = run.column_int64(0);
-      }
-      for (std::size_t i = 0; i < count; ++i)
-        move_one(ids[i]);
-      return count == ids.size();
-    };
-    auto move_free = [&](std::int64_t id) {
-      detail::Run run(write.move_free_job);
-      run.bind(1, at).bind(2, id);
-      run.execute();
-    };
-    if (lag.due_scheduled)
-      lag.due_scheduled = move(write.due_scheduled, move_free);
-    if (lag.expired)
-      lag.expired = move(write.expired_free, move_free);
-    if (lag.ran_out_lease)
-      lag.ran_out_lease = move(write.ran_out_leases, move_free);
-    if (lag.ran_out_last_lease) {
-      lag.ran_out_last_lease = move(write.ran_out_last_leases, [&](std::int64_t id) {
-        detail::Run fail(write.fail_abandoned_job);
-        bind_now(fail, at);
-        fail.bind(2, id);
-        if (fail.execute() == 0) {
-          detail::Run expire(write.move_expired_last_lease);
-          expire.bind(2, id);
-          expire.execute();
-        }
-      });
-    }
-    return lag;
+  static std::optional<ClaimedJob> first_claimed(std::vector<ClaimedJob> claimed) {
+    if (claimed.empty())
+      return std::nullopt;
+    return std::move(claimed.front());
   }
+
+  static std::size_t checked_limit(std::size_t limit) {
+    if (limit == 0)
+      detail::throw_invalid("the number of jobs to claim must be at least 1, got 0");
+    return limit;
+  }
+
+  bool settle(detail::Statement& statement, const Claim& claim, double at) {
+    return detail::settle(statement, claim, at);
+  }
+
+  bool fail_claim(const Claim& claim, std::string_view error, double at) {
+    return detail::fail_claim(writes(), options_.retry, random_, claim, error, at);
+  }
+
+  detail::CheckedTimes checked_new_job(const Payload& data, const JobOptions& options) const {
+    return detail::checked_new_job(data, options, now());
+  }
+
+  Job insert_job(Payload data, const JobOptions& options, const detail::CheckedTimes& times,
+                 double state_at) {
+    return detail::insert_job(db(), writes(), std::move(data), options, times, state_at);
+  }
+
+  // `settle_one(item, at)` for each item, in one write transaction.
+  template <class Item, class SettleOne>
+  std::vector<bool> settle_all(const std::vector<Item>& items, double at, SettleOne settle_one) {
+    std::vector<bool> settled;
+    settled.reserve(items.size());
+    detail::WriteTransaction transaction(db(), &writes().transaction);
+    for (const Item& item : items)
+      settled.push_back(settle_one(item, at));
+    transaction.commit();
+    return settled;
+  }
+
+  // Wakes this process's workers on the file. Inside the host's transaction the job is not
+  // visible yet; workers see it by polling once the host commits.
+  void job_added() {
+    if (sqlite3_get_autocommit(db()) != 0)
+      detail::WakeHub::instance().job_added(file_);
+  }
+
+  // Moves on the jobs whose stored state lags behind `at` (see detail/upkeep.hpp).
+  detail::Lag move_on(double at) { return detail::move_on(reads(), writes(), at); }
 
   // Deletes the jobs (and then their payloads) that `jobs` deletes, in one transaction.
   std::int64_t delete_many(detail::Statement& payloads, detail::Statement& jobs, double at) {

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// The upkeep every claim and add does on its way: jobs whose stored state lags behind now
+// (scheduled jobs that came due, free jobs that expired, leases that ran out) are moved on,
+// at most sql::moves_per_write of each kind, oldest first, so that each job is moved once and
+// no write does unbounded work. See the states in detail/sql.hpp.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "job_order.hpp"
+#include "sql.hpp"
+#include "sqlite.hpp"
+#include "statements.hpp"
+
+namespace jobsched::detail {
+
+// Moves on the lagging jobs at `at`, inside the caller's write transaction. Returns where the
+// states still lag, for the schedule's orders to walk.
+inline Lag move_on(ReadStatements& reads, WriteStatements& writes, double at) {
+  Lag lag = Lag::read(reads, at);
+  // Moves the jobs `pick` names with `move_one`; true when there may be more.
+  auto move = [&](Statement& pick, auto move_one) {
+    std::array<std::int64_t, sql::moves_per_write> ids{};
+    std::size_t count = 0;
+    {
+      Run run(pick);
+      run.bind(1, at).bind(2, std::int64_t{sql::moves_per_write});
+      while (count < ids.size() && run.step())
+        ids[count++] = run.column_int64(0);
+    }
+    for (std::size_t i = 0; i < count; ++i)
+      move_one(ids[i]);
+    return count == ids.size();
+  };
+  auto move_free = [&](std::int64_t id) {
+    Run run(writes.move_free_job);
+    run.bind(1, at).bind(2, id);
+    run.execute();
+  };
+  if (lag.due_scheduled)
+    lag.due_scheduled = move(writes.due_scheduled, move_free);
+  if (lag.expired)
+    lag.expired = move(writes.expired_free, move_free);
+  if (lag.ran_out_lease)
+    lag.ran_out_lease = move(writes.ran_out_leases, move_free);
+  if (lag.ran_out_last_lease) {
+    // Failed at its lease end, or expired if it expired first.
+    lag.ran_out_last_lease = move(writes.ran_out_last_leases, [&](std::int64_t id) {
+      Run fail(writes.fail_abandoned_job);
+      fail.bind(1, at).bind(2, id);
+      if (fail.execute() == 0) {
+        Run expire(writes.move_expired_last_lease);
+        expire.bind(2, id);
+        expire.execute();
+      }
+    });
+  }
+  return lag;
+}
+
+}  // namespace jobsched::detail

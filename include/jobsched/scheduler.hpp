@@ -123,7 +123,7 @@ class Scheduler {
     added.reserve(jobs.size());
     detail::WriteTransaction transaction(db(), &writes().transaction);
     const double state_at = state_time(times.empty() ? 0.0 : times.front().created_at);
-    move_on(state_at);
+    move_on(state_at, jobs.size());
     for (std::size_t i = 0; i < jobs.size(); ++i)
       added.push_back(insert_job(std::move(jobs[i].data), jobs[i].options, times[i], state_at));
     transaction.commit();
@@ -448,7 +448,7 @@ class Scheduler {
     detail::WriteTransaction transaction(db(), &write.transaction);
     const double at = checked_now(now);
     const double until = lease_end(at, lease);
-    const detail::Lag lag = move_on(at);
+    const detail::Lag lag = move_on(at, limit);
     std::vector<ClaimedJob> claimed;
     while (claimed.size() < limit) {
       const std::optional<detail::Candidate> best =
@@ -524,7 +524,9 @@ class Scheduler {
   }
 
   // Moves on the jobs whose stored state lags behind `at` (see detail/upkeep.hpp).
-  detail::Lag move_on(double at) { return detail::move_on(reads(), writes(), at); }
+  detail::Lag move_on(double at, std::size_t jobs = 1) {
+    return detail::move_on(reads(), writes(), at, jobs);
+  }
 
   // Deletes the jobs (and then their payloads) that `jobs` deletes, in one transaction.
   std::int64_t delete_many(detail::Statement& payloads, detail::Statement& jobs, double at) {
@@ -569,10 +571,28 @@ class Scheduler {
     run.execute();
   }
 
-  // The schedule's orders at `at`, for a call that only reads.
+  // The schedule's orders at `at`, for a call that only reads (inside its read transaction).
   detail::JobOrder order(double at) {
-    return detail::JobOrder(reads(), at, options_.retry.max_attempts,
-                            detail::Lag::read(reads(), at));
+    return detail::JobOrder(reads(), at, options_.retry.max_attempts, read_lag().at(at));
+  }
+
+  // Where the stored states lag, for reads: read again only when the file changed since the
+  // last time (another connection committed, or this one changed a row), so that a caller
+  // polling next_job or seconds_until_next_job pays one cheap look.
+  const detail::LagTimes& read_lag() {
+    std::int64_t version = 0;
+    {
+      detail::Run run(reads().data_version);
+      run.step();
+      version = run.column_int64(0);
+    }
+    const std::int64_t changes = sqlite3_total_changes64(db());
+    if (!lag_cache_ || version != lag_version_ || changes != lag_changes_) {
+      lag_cache_ = detail::LagTimes::read(reads().lagging_for_reads, false);
+      lag_version_ = version;
+      lag_changes_ = changes;
+    }
+    return *lag_cache_;
   }
 
   // Binds "now" (?1) and the default limit on attempts (?20), those the statement has.
@@ -657,6 +677,9 @@ class Scheduler {
   detail::SchemaState schema_;
   std::string file_;
   std::mt19937_64 random_{std::random_device{}()};
+  std::optional<detail::LagTimes> lag_cache_;
+  std::int64_t lag_version_ = 0;
+  std::int64_t lag_changes_ = 0;
   detail::Statements statements_;
 };
 

@@ -58,10 +58,10 @@ inline std::optional<JobDelay> delay_until(const std::optional<Candidate>& next,
   return JobDelay{next->id, Seconds{std::max(0.0, next->at - now)}};
 }
 
-// Where the stored states lag behind `now` (sql::lagging_states): a scheduled job due, a
-// lease run out (with attempts left, and on a last attempt), a job in states 0 to 4 expired;
-// and, when the clock was set back, a job moved out as expired that is not expired at `now`,
-// a job moved on from a lease that has not run out at `now`.
+// Where the stored states lag behind `now`: a scheduled job due, a lease run out (with
+// attempts left, and on a last attempt), a job in states 0 to 4 expired; and, when the clock
+// was set back, a job moved out as expired that is not expired at `now`, a job moved on from
+// a lease that has not run out at `now`.
 struct Lag {
   bool due_scheduled = false;
   bool ran_out_lease = false;
@@ -69,23 +69,41 @@ struct Lag {
   bool expired = false;
   bool unexpired_moved_out = false;
   bool live_lease_moved_on = false;
+};
 
-  static Lag read(ReadStatements& statements, double now) {
-    Run run(statements.lagging_states);
+// The times that say where the stored states lag, as a write or a read needs them (see
+// sql::lagging_for_writes and sql::lagging_for_reads); empty where no job has one.
+struct LagTimes {
+  bool for_writes = false;
+  std::optional<double> times[5];
+
+  static LagTimes read(const Statement& statement, bool for_writes) {
+    Run run(statement);
     run.step();
-    auto at_or_before = [&](int column) {
-      return run.column_type(column) != SQLITE_NULL && run.column_double(column) <= now;
-    };
+    LagTimes lag;
+    lag.for_writes = for_writes;
+    for (int column = 0; column < 5; ++column) {
+      if (run.column_type(column) != SQLITE_NULL)
+        lag.times[column] = run.column_double(column);
+    }
+    return lag;
+  }
+
+  Lag at(double now) const {
+    auto at_or_before = [&](int column) { return times[column] && *times[column] <= now; };
+    auto after = [&](int column) { return times[column] && *times[column] > now; };
     Lag lag;
-    lag.due_scheduled = at_or_before(0);
-    lag.ran_out_lease = at_or_before(1);
-    lag.ran_out_last_lease = at_or_before(2);
-    lag.expired = at_or_before(3);
-    auto after = [&](int column) {
-      return run.column_type(column) != SQLITE_NULL && run.column_double(column) > now;
-    };
-    lag.unexpired_moved_out = after(4);
-    lag.live_lease_moved_on = after(5) || after(6) || after(7);
+    if (for_writes) {
+      lag.due_scheduled = at_or_before(0);
+      lag.ran_out_lease = at_or_before(1);
+      lag.ran_out_last_lease = at_or_before(2);
+      lag.expired = at_or_before(3);
+      lag.unexpired_moved_out = after(4);
+    } else {
+      lag.ran_out_lease = at_or_before(0);
+      lag.unexpired_moved_out = after(1);
+      lag.live_lease_moved_on = after(2) || after(3) || after(4);
+    }
     return lag;
   }
 };

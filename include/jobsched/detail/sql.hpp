@@ -2,7 +2,9 @@
 #pragma once
 
 // Every SQL statement the scheduler runs, in one place, so that another SQL dialect can
-// follow. `?1` is always "now" and `?20` the default limit on attempts, where a statement
+// follow. A query on a partial index repeats the index's WHERE terms word for word: when
+// SQLite must prove them from a term with a bound parameter instead, it prepares the
+// statement again at every new binding (some 8 µs a call). `?1` is always "now" and `?20` the default limit on attempts, where a statement
 // needs them; a statement's own values come from ?2 on.
 
 namespace jobsched::detail::sql {
@@ -26,11 +28,14 @@ inline constexpr int moves_per_write = 16;
 // (due, expired, lease ran out) are hints: claims move jobs on, a bounded number at a time,
 // and every query still filters rows by their times, so that a job's state stays one
 // function of its row and `now`; the stored state only says where to look.
-// Open: neither completed nor failed (states 0 to 5). The predicate of the indexes in
-// (queue, state, ...) and (state, ...): with a range on state, SQLite would read those
-// indexes by the range rather than by the state asked for.
+// Open: neither completed nor failed (states 0 to 5). The predicate of the index in
+// (queue, state, ...): with a range on state, SQLite would read it by the range rather
+// than by the state asked for.
 #define JOBSCHED_OPEN "completed_at IS NULL AND failed_at IS NULL"
-#define JOBSCHED_PENDING JOBSCHED_OPEN " AND (expires_at IS NULL OR expires_at > ?1)"
+#define JOBSCHED_UNEXPIRED "(expires_at IS NULL OR expires_at > ?1)"
+#define JOBSCHED_PENDING JOBSCHED_OPEN " AND " JOBSCHED_UNEXPIRED
+// For a job in state 0, 1, 2 or 5: free (JOBSCHED_FREE) when its lease, if any, ran out.
+#define JOBSCHED_LEASE_OVER "(lease_until IS NULL OR lease_until <= ?1)"
 // ?20 is always the scheduler's default limit on attempts (RetryPolicy::max_attempts).
 #define JOBSCHED_MAX_ATTEMPTS "coalesce(max_attempts, ?20)"
 // Abandoned: a job whose lease ran out on its last attempt, before it expired. It failed at
@@ -95,7 +100,7 @@ inline constexpr const char* delete_payload = "DELETE FROM job_payload WHERE job
 
 // ---- Deleting many: the jobs' ids from an index, the payloads, then the rows -------------
 #define JOBSCHED_EXPIRED_IDS                                                        \
-  "SELECT id FROM job WHERE state = 5 AND expires_at <= ?1"                         \
+  "SELECT id FROM job INDEXED BY ix_job_expired WHERE state = 5 AND expires_at <= ?1"                         \
   " UNION ALL SELECT id FROM job WHERE state < 5 AND expires_at IS NOT NULL"        \
   " AND expires_at <= ?1 AND NOT " JOBSCHED_ABANDONED
 // (SQLite would rather scan the table than read a partial index it does not cover.)
@@ -117,12 +122,12 @@ inline constexpr const char* delete_failed_jobs = "DELETE FROM job WHERE failed_
 // expired, plus the moved-out ones not expired at ?1 (a clock set back). The ranges counted
 // are only as long as the jobs that changed state since the claims last moved them on.
 inline constexpr const char* count_pending_jobs =
-    "SELECT (SELECT count(*) FROM job WHERE " JOBSCHED_OPEN " AND state < 5)"
+    "SELECT (SELECT count(*) FROM job WHERE state < 5)"
     " - (SELECT count(*) FROM job WHERE state < 5 AND expires_at IS NOT NULL"
     "    AND expires_at <= ?1)"
     " - (SELECT count(*) FROM job WHERE " JOBSCHED_ABANDONED
     "    AND (expires_at IS NULL OR expires_at > ?1))"
-    " + (SELECT count(*) FROM job WHERE state = 5 AND expires_at > ?1)";
+    " + (SELECT count(*) FROM job INDEXED BY ix_job_expired WHERE state = 5 AND expires_at > ?1)";
 
 // The successor's locks: a lock is a claim whose lease never runs out.
 inline constexpr const char* lock_job =
@@ -137,34 +142,40 @@ inline constexpr const char* unlock_job =
 
 // ---- The schedule's orders (detail/job_order.hpp walks them) ----------------------------
 // These name their index: SQLite would at times read (state, starts_at) for a claim and
-// sort. A read-only scheduler on an older file reads views with no indexes, and prepares
+// sort; and where a state is a bound parameter, weighing the partial indexes of one state
+// would make it prepare the statement again at every new binding. A read-only scheduler on an older file reads views with no indexes, and prepares
 // them without (see without_indexed_by).
 #define JOBSCHED_BY_QUEUE_ORDER " INDEXED BY ix_job_queue_order"
 #define JOBSCHED_BY_START_ORDER " INDEXED BY ix_job_start_order"
 #define JOBSCHED_BY_CLAIM_ORDER " INDEXED BY ix_job_claim_order"
-// Where the stored states lag behind ?1: the earliest scheduled start, lease ends (with and
-// without attempts left), expiry of a job in states 0 to 4, the latest expiry moved out, and
-// the latest end of a lease whose job was moved on (later than ?1 when the clock was set
-// back). One probe of an index each.
-inline constexpr const char* lagging_states =
-    "SELECT (SELECT min(starts_at) FROM job WHERE " JOBSCHED_OPEN " AND state = 0),"
+#define JOBSCHED_BY_LEASES " INDEXED BY ix_job_leases"
+// Where the stored states lag behind ?1, one probe of an index each. For writes, which move
+// jobs on: the earliest scheduled start, lease ends (with and without attempts left), the
+// earliest expiry of a job in states 0 to 4, the latest expiry moved out (later than ?1 when
+// the clock was set back). For reads: lease ends with attempts left, the latest expiry moved
+// out, and the latest end of a lease whose job was moved on (in states 0, 1 and 5).
+inline constexpr const char* lagging_for_writes =
+    "SELECT (SELECT min(starts_at) FROM job WHERE state = 0),"
     " (SELECT min(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 2),"
     " (SELECT min(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 3),"
     " (SELECT min(expires_at) FROM job WHERE state < 5 AND expires_at IS NOT NULL),"
-    " (SELECT max(expires_at) FROM job WHERE state = 5),"
+    " (SELECT max(expires_at) FROM job INDEXED BY ix_job_expired WHERE state = 5)";
+inline constexpr const char* lagging_for_reads =
+    "SELECT (SELECT min(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 2),"
+    " (SELECT max(expires_at) FROM job INDEXED BY ix_job_expired WHERE state = 5),"
     " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 0),"
     " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 1),"
     " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 5)";
 // In next_job's order (start, then id): the first pending free job in state ?2 (0, 1 or 2).
 inline constexpr const char* first_in_start_order =
-    "SELECT id, starts_at FROM job" JOBSCHED_BY_START_ORDER " WHERE state = ?2 AND " JOBSCHED_PENDING
-    " AND " JOBSCHED_FREE " ORDER BY starts_at, id LIMIT 1";
+    "SELECT id, starts_at FROM job" JOBSCHED_BY_START_ORDER " WHERE state = ?2 AND "
+    JOBSCHED_UNEXPIRED " AND " JOBSCHED_LEASE_OVER " ORDER BY starts_at, id LIMIT 1";
 // In claim order (priority, higher first, then start, then id): the first due free job of
 // every queue, and of queue ?2.
 inline constexpr const char* first_available =
     "SELECT id, priority, starts_at FROM job" JOBSCHED_BY_CLAIM_ORDER " WHERE state = 1 AND "
-    JOBSCHED_PENDING
-    " AND " JOBSCHED_FREE " AND starts_at <= ?1 ORDER BY priority DESC, starts_at, id LIMIT 1";
+    JOBSCHED_UNEXPIRED " AND " JOBSCHED_LEASE_OVER
+    " AND starts_at <= ?1 ORDER BY priority DESC, starts_at, id LIMIT 1";
 inline constexpr const char* first_available_in_queue =
     "SELECT id, priority, starts_at FROM job" JOBSCHED_BY_QUEUE_ORDER
     " WHERE queue = ?2 AND state = 1 AND " JOBSCHED_PENDING " AND " JOBSCHED_FREE " AND starts_at <= ?1"
@@ -189,7 +200,7 @@ inline constexpr const char* first_free_in_level =
 // Jobs moved out as expired that are not expired at ?1 (a clock set back), in queue ?2 or
 // in any queue when ?2 is NULL.
 inline constexpr const char* unexpired_moved_out =
-    "SELECT id, priority, starts_at FROM job WHERE state = 5 AND expires_at > ?1"
+    "SELECT id, priority, starts_at FROM job INDEXED BY ix_job_expired WHERE state = 5 AND expires_at > ?1"
     " AND " JOBSCHED_FREE " AND (?2 IS NULL OR queue = ?2)";
 // Live leases of jobs in state ?3 that will free their job when they end (not on its last
 // attempt), in order of their end, in queue ?2 or in any queue when ?2 is NULL: those of
@@ -197,8 +208,9 @@ inline constexpr const char* unexpired_moved_out =
 // the later of its lease end and its start: a lease may end before the start when it was
 // moved back.
 inline constexpr const char* live_leases =
-    "SELECT id, starts_at, lease_until FROM job"
-    " WHERE state = ?3 AND lease_until > ?1 AND (expires_at IS NULL OR expires_at > ?1)"
+    "SELECT id, starts_at, lease_until FROM job" JOBSCHED_BY_LEASES
+    " WHERE lease_until IS NOT NULL AND state = ?3 AND lease_until > ?1"
+    " AND (expires_at IS NULL OR expires_at > ?1)"
     " AND (?2 IS NULL OR queue = ?2) AND (state = 2 OR attempts < " JOBSCHED_MAX_ATTEMPTS ")"
     " ORDER BY lease_until, id";
 
@@ -206,7 +218,7 @@ inline constexpr const char* live_leases =
 // Each picks the first jobs whose state lags from an index; each move is one row by id (an
 // UPDATE that may change many rows opens a statement journal inside a transaction).
 inline constexpr const char* due_scheduled =
-    "SELECT id FROM job WHERE " JOBSCHED_OPEN " AND state = 0 AND starts_at <= ?1"
+    "SELECT id FROM job WHERE state = 0 AND starts_at <= ?1"
     " ORDER BY starts_at LIMIT ?2";
 inline constexpr const char* expired_free =
     "SELECT id FROM job WHERE state < 5 AND expires_at IS NOT NULL AND expires_at <= ?1"
@@ -297,6 +309,7 @@ inline constexpr const char* set_job_states =
     " WHEN locked_at IS NOT NULL THEN 4"
     " ELSE " JOBSCHED_FREE_STATE("starts_at") " END";
 
+#undef JOBSCHED_BY_LEASES
 #undef JOBSCHED_BY_CLAIM_ORDER
 #undef JOBSCHED_BY_START_ORDER
 #undef JOBSCHED_BY_QUEUE_ORDER
@@ -312,6 +325,8 @@ inline constexpr const char* set_job_states =
 #undef JOBSCHED_ABANDONED
 #undef JOBSCHED_MAX_ATTEMPTS
 #undef JOBSCHED_PENDING
+#undef JOBSCHED_LEASE_OVER
+#undef JOBSCHED_UNEXPIRED
 #undef JOBSCHED_OPEN
 
 // Schema introspection, used before and during migrations.

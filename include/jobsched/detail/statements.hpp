@@ -37,7 +37,8 @@ struct ReadStatements {
   ReadStatements(sqlite3* db, bool views)
       : select_job(db, prepared(sql::select_job, views)),
         count_pending_jobs(db, prepared(sql::count_pending_jobs, views)),
-        lagging_states(db, prepared(sql::lagging_states, views)),
+        lagging_for_writes(db, prepared(sql::lagging_for_writes, views)),
+        lagging_for_reads(db, prepared(sql::lagging_for_reads, views)),
         first_in_start_order(db, prepared(sql::first_in_start_order, views)),
         first_available(db, prepared(sql::first_available, views)),
         first_available_in_queue(db, prepared(sql::first_available_in_queue, views)),
@@ -51,7 +52,7 @@ struct ReadStatements {
         data_version(db, prepared(sql::data_version, views)),
         begin_read(db, "BEGIN"),
         end_read(db, "COMMIT") {}
-  Statement select_job, count_pending_jobs, lagging_states, first_in_start_order, first_available, first_available_in_queue, next_queue, next_priority, first_due_in_level, first_free_in_level, unexpired_moved_out, live_leases, select_failed_jobs, data_version;
+  Statement select_job, count_pending_jobs, lagging_for_writes, lagging_for_reads, first_in_start_order, first_available, first_available_in_queue, next_queue, next_priority, first_due_in_level, first_free_in_level, unexpired_moved_out, live_leases, select_failed_jobs, data_version;
   Statement begin_read, end_read;  // a ReadTransaction
 };
 

@@ -3,12 +3,13 @@
 
 // The upkeep every claim and add does on its way: jobs whose stored state lags behind now
 // (scheduled jobs that came due, free jobs that expired, leases that ran out) are moved on,
-// at most sql::moves_per_write of each kind, oldest first, so that each job is moved once and
-// no write does unbounded work. See the states in detail/sql.hpp.
+// at most sql::moves_per_write of each kind for each job the write adds or claims, oldest
+// first, so that each job is moved once and no write does unbounded work. See the states in detail/sql.hpp.
 
-#include <array>
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "job_order.hpp"
 #include "sql.hpp"
@@ -17,23 +18,30 @@
 
 namespace jobsched::detail {
 
-// Moves on the lagging jobs at `at`, inside the caller's write transaction. Returns where the
-// states still lag, for the schedule's orders to walk.
-inline Lag move_on(ReadStatements& reads, WriteStatements& writes, double at) {
-  Lag lag = Lag::read(reads, at);
+// Moves on the lagging jobs at `at`, inside the caller's write transaction: up to
+// sql::moves_per_write of each kind for each of the `jobs` the write adds or claims (a
+// batch does work in proportion to it anyway). Returns where the states still lag, for the
+// schedule's orders to walk.
+inline Lag move_on(ReadStatements& reads, WriteStatements& writes, double at,
+                   std::size_t jobs = 1) {
+  Lag lag = LagTimes::read(reads.lagging_for_writes, true).at(at);
+  if (!lag.due_scheduled && !lag.expired && !lag.ran_out_lease && !lag.ran_out_last_lease)
+    return lag;
+  const std::int64_t limit =
+      std::int64_t{sql::moves_per_write} * static_cast<std::int64_t>(std::max<std::size_t>(jobs, 1));
+  std::vector<std::int64_t> ids;
   // Moves the jobs `pick` names with `move_one`; true when there may be more.
   auto move = [&](Statement& pick, auto move_one) {
-    std::array<std::int64_t, sql::moves_per_write> ids{};
-    std::size_t count = 0;
+    ids.clear();
     {
       Run run(pick);
-      run.bind(1, at).bind(2, std::int64_t{sql::moves_per_write});
-      while (count < ids.size() && run.step())
-        ids[count++] = run.column_int64(0);
+      run.bind(1, at).bind(2, limit);
+      while (run.step())
+        ids.push_back(run.column_int64(0));
     }
-    for (std::size_t i = 0; i < count; ++i)
-      move_one(ids[i]);
-    return count == ids.size();
+    for (const std::int64_t id : ids)
+      move_one(id);
+    return static_cast<std::int64_t>(ids.size()) == limit;
   };
   auto move_free = [&](std::int64_t id) {
     Run run(writes.move_free_job);

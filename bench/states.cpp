@@ -232,7 +232,8 @@ int main(int argc, char** argv) {
                  check(scheduler.count_pending_jobs(when) > 0, "count");
                }));
       }
-      report("claim_complete", time_call(reps, [&] {
+      // Never more claims than free jobs (a tenth of them are, when 90 % are locked).
+      report("claim_complete", time_call(std::min<int>(reps, static_cast<int>(n / 20)), [&] {
                auto claimed = scheduler.claim_next_job(jobsched::Seconds{3600}, when);
                check(claimed.has_value() == any_due, "claim");
                if (claimed)

@@ -501,7 +501,7 @@ TEST_CASE("a priority or queue of the wrong type written by the host ends in an 
   scheduler.add_job("later", later);
   // More due jobs than a claim moves on, all stored as scheduled: a claim walks their queues
   // and priority levels, as it does when many jobs came due since the last claims.
-  const int lagging = jobsched::detail::sql::moves_per_write * 3;
+  const int lagging = jobsched::detail::sql::moves_per_write * 48;
   jobsched::JobOptions due;
   due.created_at = scheduler.now() - jobsched::Seconds{10};
   for (int i = 0; i < lagging; ++i)

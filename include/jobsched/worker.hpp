@@ -7,6 +7,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "claim.hpp"
+#include "detail/transaction.hpp"
 #include "detail/validate.hpp"
 #include "detail/wake.hpp"
 #include "error.hpp"
@@ -31,9 +33,10 @@ namespace jobsched {
 
 /// How a Worker runs its jobs.
 struct WorkerOptions {
-  /// Handler threads, each with its own connection (at least 1).
+  /// Handler threads (at least 1).
   int threads = 1;
-  /// Each claim's lease; a heartbeat extends it every lease/3 while the handler runs.
+  /// Each claim's lease; a heartbeat extends it every lease/3 while the job waits to start
+  /// or its handler runs.
   Seconds lease{30};
   /// The queues served ("" is the default queue); empty: every queue.
   std::vector<std::string> queues;
@@ -41,6 +44,14 @@ struct WorkerOptions {
   std::chrono::milliseconds poll_interval{50};
   /// How long stop() waits for running handlers before releasing their claims.
   std::chrono::milliseconds grace{5000};
+  /// Finished jobs are committed together: once this many wait, or once the first has
+  /// waited `commit_window`, whichever comes first. A crash loses at most those not yet
+  /// committed, and they run again (delivery is at least once). 1 commits each at once.
+  int commit_batch = 64;
+  std::chrono::milliseconds commit_window{2};
+  /// At most this many jobs claimed ahead of free handler threads, and only as many as the
+  /// threads can start within a tenth of the lease at the handlers' measured pace.
+  int max_claimed_ahead = 256;
   /// The options of every connection the worker opens.
   Options scheduler;
 };
@@ -48,7 +59,9 @@ struct WorkerOptions {
 namespace detail {
 
 // Everything a worker's threads touch, owned jointly by the Worker and its threads, so that
-// a handler still stuck after stop() can return safely once the Worker is gone.
+// a handler still stuck after stop() can return safely once the Worker is gone. One thread
+// claims (for the handler threads that are free, and a few ahead), the handler threads run
+// the jobs, one thread commits their results together, one extends the leases.
 struct WorkerState {
   using Handler = std::function<void(const Job&)>;
 
@@ -57,6 +70,16 @@ struct WorkerState {
     Phase phase = Phase::idle;
     Claim claim;
     bool lost = false;  // the heartbeat found the claim stale
+  };
+  // A job claimed and not started yet.
+  struct Ready {
+    ClaimedJob claimed;
+    bool lost = false;
+  };
+  // A handler's result, waiting to be committed.
+  struct Outcome {
+    Claim claim;
+    std::optional<std::string> error;
   };
 
   WorkerState(Handler h, WorkerOptions o) : handler(std::move(h)), options(std::move(o)) {}
@@ -76,9 +99,24 @@ struct WorkerState {
     WakeHub::instance().wake_all();
   }
 
+  // How many more jobs the claiming thread may take now (under mutex): one for each idle
+  // handler thread, and some ahead while the handlers are fast against the lease.
+  std::size_t room() const {
+    // None ahead until the handlers' pace is known.
+    const double tenth_of_lease = options.lease.count() / 10.0;
+    double ahead = 0.0;
+    if (handler_seconds > 0.0) {
+      ahead = std::min(static_cast<double>(options.max_claimed_ahead),
+                       tenth_of_lease / handler_seconds * options.threads);
+    }
+    const std::size_t wanted = idle_threads + static_cast<std::size_t>(std::max(0.0, ahead));
+    return wanted > ready.size() ? wanted - ready.size() : 0;
+  }
+
   const Handler handler;
   const WorkerOptions options;
-  std::vector<Scheduler> schedulers;   // one per handler thread, used by that thread only
+  std::optional<Scheduler> claimer;    // the claiming thread's connection
+  std::optional<Scheduler> committer;  // the committing thread's
   std::optional<Scheduler> heartbeat;  // the heartbeat thread's, then stop()'s
   std::string file;
 
@@ -89,9 +127,16 @@ struct WorkerState {
 
   std::mutex mutex;
   std::condition_variable changed;
-  std::vector<Slot> slots;      // guarded by mutex, one per handler thread
-  int threads_alive = 0;        // guarded by mutex
-  bool heartbeat_stop = false;  // guarded by mutex
+  std::deque<Ready> ready;        // guarded by mutex
+  std::vector<Slot> slots;        // guarded by mutex, one per handler thread
+  std::vector<Outcome> finished;  // guarded by mutex
+  std::chrono::steady_clock::time_point first_finished{};  // guarded by mutex
+  std::size_t idle_threads = 0;   // guarded by mutex
+  double handler_seconds = 0.0;   // guarded by mutex: a running average
+  int threads_alive = 0;          // guarded by mutex
+  bool claimer_stop = false;      // guarded by mutex
+  bool committer_stop = false;    // guarded by mutex
+  bool heartbeat_stop = false;    // guarded by mutex
 };
 
 // The worker whose handler thread this is; null on other threads.
@@ -150,52 +195,85 @@ inline void check_worker_options(const WorkerOptions& options, bool has_handler)
     throw_invalid("WorkerOptions::grace must not be negative, got " +
                   std::to_string(options.grace.count()) + " ms");
   }
+  if (options.commit_batch < 1) {
+    throw_invalid("WorkerOptions::commit_batch must be at least 1, got " +
+                  std::to_string(options.commit_batch));
+  }
+  if (options.commit_window.count() < 0) {
+    throw_invalid("WorkerOptions::commit_window must not be negative, got " +
+                  std::to_string(options.commit_window.count()) + " ms");
+  }
+  if (options.max_claimed_ahead < 0) {
+    throw_invalid("WorkerOptions::max_claimed_ahead must not be negative, got " +
+                  std::to_string(options.max_claimed_ahead));
+  }
 }
 
-// Completes or fails a claim after its handler returned. A busy or failing database is
-// retried until the lease runs out or stop is requested; then the claim is left to its lease.
-inline void settle(WorkerState& state, Scheduler& scheduler, const Claim& claim,
-                   const std::optional<std::string>& error) {
+// Commits handlers' results in one transaction: every completion and failed attempt. A busy
+// or failing database is retried until stop is requested (then once more) or every lease
+// ran out; claims whose lease ran out meanwhile are left to it.
+inline void commit_outcomes(WorkerState& state, std::vector<WorkerState::Outcome> outcomes) {
+  Scheduler& scheduler = *state.committer;
   RetryPause pause;
   for (;;) {
+    std::vector<Claim> completions;
+    std::vector<ClaimFailure> failures;
+    for (const WorkerState::Outcome& outcome : outcomes) {
+      if (outcome.error) {
+        failures.push_back(ClaimFailure{outcome.claim, *outcome.error});
+      } else {
+        completions.push_back(outcome.claim);
+      }
+    }
     try {
-      const bool done = error ? scheduler.fail(claim, *error) : scheduler.complete(claim);
-      std::atomic<std::int64_t>& counter =
-          !done ? state.stale : (error ? state.failed : state.completed);
-      counter.fetch_add(1, std::memory_order_relaxed);
+      WriteTransaction transaction(scheduler.handle());
+      const std::vector<bool> completed = scheduler.complete_all(completions);
+      const std::vector<bool> failed = scheduler.fail_all(failures);
+      transaction.commit();
+      for (const bool done : completed)
+        (done ? state.completed : state.stale).fetch_add(1, std::memory_order_relaxed);
+      for (const bool done : failed)
+        (done ? state.failed : state.stale).fetch_add(1, std::memory_order_relaxed);
       return;
     } catch (const std::exception&) {
-      if (state.stopping.load(std::memory_order_acquire)) {
+      const TimePoint now = scheduler.now();
+      outcomes.erase(std::remove_if(outcomes.begin(), outcomes.end(),
+                                    [&](const WorkerState::Outcome& outcome) {
+                                      return now >= outcome.claim.lease_until;
+                                    }),
+                     outcomes.end());
+      if (outcomes.empty() || state.stopping.load(std::memory_order_acquire))
         return;
-      }
-      if (scheduler.now() >= claim.lease_until) {
-        return;
-      }
       state.pause(pause.next());
     }
   }
 }
 
-// Runs the handler on a claimed job, then completes or fails it.
-inline void run_claimed(WorkerState& state, std::size_t index, Scheduler& scheduler,
-                        const ClaimedJob& claimed) {
-  bool start = false;
-  {
-    const std::lock_guard<std::mutex> lock(state.mutex);
-    if (!state.stopping.load(std::memory_order_acquire)) {
-      state.slots[index] = WorkerState::Slot{WorkerState::Phase::running, claimed.claim, false};
-      start = true;
-    }
+// The committing thread: waits for results, then for more (up to commit_batch, or until the
+// first has waited commit_window), and commits them together. At stop, commits what is left.
+inline void committer_thread(const std::shared_ptr<WorkerState>& shared) {
+  WorkerState& state = *shared;
+  const auto batch = static_cast<std::size_t>(state.options.commit_batch);
+  std::unique_lock<std::mutex> lock(state.mutex);
+  for (;;) {
+    state.changed.wait(lock, [&] { return !state.finished.empty() || state.committer_stop; });
+    if (state.finished.empty())
+      return;  // stopped, nothing left
+    state.changed.wait_until(lock, state.first_finished + state.options.commit_window, [&] {
+      return state.finished.size() >= batch || state.committer_stop;
+    });
+    std::vector<WorkerState::Outcome> outcomes;
+    outcomes.swap(state.finished);
+    lock.unlock();
+    commit_outcomes(state, std::move(outcomes));
+    lock.lock();
   }
-  if (!start) {  // stop came while claiming: give the job back for others to take at once
-    try {
-      scheduler.release(claimed.claim);
-    } catch (const std::exception&) {
-      // Left to its lease.
-    }
-    return;
-  }
+}
 
+// Runs the handler on a claimed job, then hands its result to the committing thread.
+inline void run_claimed(WorkerState& state, std::size_t index, const ClaimedJob& claimed) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
   std::optional<std::string> error;
   try {
     state.handler(claimed.job);
@@ -204,23 +282,54 @@ inline void run_claimed(WorkerState& state, std::size_t index, Scheduler& schedu
   } catch (...) {
     error = "unknown exception";
   }
+  const double took = std::chrono::duration<double>(Clock::now() - start).count();
 
-  Claim claim;
-  bool lost = false;
-  {
-    const std::lock_guard<std::mutex> lock(state.mutex);
-    WorkerState::Slot& slot = state.slots[index];
-    claim = slot.claim;
-    lost = slot.lost;
-    if (slot.phase == WorkerState::Phase::running) {
+  std::unique_lock<std::mutex> lock(state.mutex);
+  WorkerState::Slot& slot = state.slots[index];
+  state.handler_seconds =
+      state.handler_seconds == 0.0 ? took : 0.9 * state.handler_seconds + 0.1 * took;
+  if (slot.phase != WorkerState::Phase::running || slot.lost) {
+    // Its lease was lost, or stop() released it: the result is not recorded.
+    if (slot.phase == WorkerState::Phase::running)
       slot.phase = WorkerState::Phase::idle;
-    }
-  }
-  if (lost) {
+    lock.unlock();
     state.stale.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  settle(state, scheduler, claim, error);
+  slot.phase = WorkerState::Phase::idle;
+  if (state.finished.empty())
+    state.first_finished = Clock::now();
+  state.finished.push_back(WorkerState::Outcome{slot.claim, std::move(error)});
+  lock.unlock();
+  state.changed.notify_all();
+}
+
+// A handler thread: takes claimed jobs as they come and runs them, until stop.
+inline void handler_thread(const std::shared_ptr<WorkerState>& shared, std::size_t index) {
+  WorkerState& state = *shared;
+  current_worker() = &state;
+  for (;;) {
+    std::unique_lock<std::mutex> lock(state.mutex);
+    ++state.idle_threads;
+    state.changed.notify_all();  // room for the claiming thread
+    state.changed.wait(lock, [&] {
+      return !state.ready.empty() || state.stopping.load(std::memory_order_acquire);
+    });
+    --state.idle_threads;
+    if (state.stopping.load(std::memory_order_acquire))
+      return;
+    WorkerState::Ready next = std::move(state.ready.front());
+    state.ready.pop_front();
+    if (next.lost) {
+      lock.unlock();
+      state.stale.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    state.slots[index] = WorkerState::Slot{WorkerState::Phase::running, next.claimed.claim, false};
+    lock.unlock();
+    state.changed.notify_all();  // room for more ahead
+    run_claimed(state, index, next.claimed);
+  }
 }
 
 // Waits, without writing, until there may be work: the next job's start, a job added by
@@ -261,26 +370,59 @@ inline void wait_for_work(WorkerState& state, Scheduler& scheduler, std::uint64_
   }
 }
 
-inline void handler_thread(const std::shared_ptr<WorkerState>& shared, std::size_t index) {
+// The claiming thread: claims, in one transaction, as many due jobs as there is room for
+// (see WorkerState::room), and hands them to the handler threads; sleeps when none is due.
+inline void claimer_thread(const std::shared_ptr<WorkerState>& shared) {
   WorkerState& state = *shared;
-  current_worker() = &state;
-  Scheduler& scheduler = state.schedulers[index];
+  Scheduler& scheduler = *state.claimer;
   WakeHub& hub = WakeHub::instance();
   const std::vector<std::string>& queues = state.options.queues;
   RetryPause pause;
   int empty_due_claims = 0;
-  while (!state.stopping.load(std::memory_order_acquire)) {
+  for (;;) {
+    std::size_t room = 0;
+    {
+      std::unique_lock<std::mutex> lock(state.mutex);
+      state.changed.wait(lock, [&] {
+        return state.claimer_stop || state.stopping.load(std::memory_order_acquire) ||
+               state.room() > 0;
+      });
+      if (state.claimer_stop || state.stopping.load(std::memory_order_acquire))
+        return;
+      room = state.room();
+    }
     try {
       // Look before claiming, so that any add or commit after the look wakes the wait.
       const std::uint64_t seen = hub.generation(state.file);
       const std::int64_t version = scheduler.data_version();
-      const std::optional<ClaimedJob> claimed =
-          queues.empty() ? scheduler.claim_next_job(state.options.lease)
-                         : scheduler.claim_next_job(state.options.lease, queues);
-      if (claimed) {
+      std::vector<ClaimedJob> claimed = queues.empty()
+                                            ? scheduler.claim_jobs(room, state.options.lease)
+                                            : scheduler.claim_jobs(room, state.options.lease, queues);
+      if (!claimed.empty()) {
         pause.reset();
         empty_due_claims = 0;
-        run_claimed(state, index, scheduler, *claimed);
+        bool released = false;
+        {
+          const std::lock_guard<std::mutex> lock(state.mutex);
+          if (!state.stopping.load(std::memory_order_acquire)) {
+            for (ClaimedJob& job : claimed)
+              state.ready.push_back(WorkerState::Ready{std::move(job), false});
+          } else {
+            released = true;
+          }
+        }
+        state.changed.notify_all();
+        if (released) {  // stop came while claiming: give the jobs back for others at once
+          std::vector<Claim> claims;
+          for (const ClaimedJob& job : claimed)
+            claims.push_back(job.claim);
+          try {
+            scheduler.release_all(claims);
+          } catch (const std::exception&) {
+            // Left to their leases.
+          }
+          return;
+        }
         continue;
       }
       const std::optional<JobDelay> next = queues.empty()
@@ -295,6 +437,7 @@ inline void handler_thread(const std::shared_ptr<WorkerState>& shared, std::size
   }
 }
 
+// Extends the leases of jobs waiting to start and of running handlers, every lease/3.
 inline void heartbeat_thread(const std::shared_ptr<WorkerState>& shared) {
   WorkerState& state = *shared;
   Scheduler& scheduler = *state.heartbeat;
@@ -302,7 +445,6 @@ inline void heartbeat_thread(const std::shared_ptr<WorkerState>& shared) {
   const auto period = std::max<std::chrono::steady_clock::duration>(steady_duration(lease / 3.0),
                                                                     std::chrono::milliseconds{1});
   struct Held {
-    std::size_t index;
     Claim claim;
     bool extended;
   };
@@ -313,10 +455,13 @@ inline void heartbeat_thread(const std::shared_ptr<WorkerState>& shared) {
       return;
     }
     held.clear();
-    for (std::size_t i = 0; i < state.slots.size(); ++i) {
-      if (state.slots[i].phase != WorkerState::Phase::idle && !state.slots[i].lost) {
-        held.push_back(Held{i, state.slots[i].claim, false});
-      }
+    for (const WorkerState::Slot& slot : state.slots) {
+      if (slot.phase != WorkerState::Phase::idle && !slot.lost)
+        held.push_back(Held{slot.claim, false});
+    }
+    for (const WorkerState::Ready& ready : state.ready) {
+      if (!ready.lost)
+        held.push_back(Held{ready.claimed.claim, false});
     }
     if (held.empty()) {
       continue;
@@ -333,17 +478,22 @@ inline void heartbeat_thread(const std::shared_ptr<WorkerState>& shared) {
     }
     held.resize(answered);
     lock.lock();
-    for (const Held& h : held) {
-      WorkerState::Slot& slot = state.slots[h.index];
-      if (slot.phase == WorkerState::Phase::idle || slot.claim.token != h.claim.token ||
-          slot.claim.job_id != h.claim.job_id) {
-        continue;
-      }
+    auto update = [](const Held& h, Claim& claim, bool& lost) {
+      if (claim.token != h.claim.token || claim.job_id != h.claim.job_id)
+        return;
       if (h.extended) {
-        slot.claim.lease_until = h.claim.lease_until;
+        claim.lease_until = h.claim.lease_until;
       } else {
-        slot.lost = true;
+        lost = true;
       }
+    };
+    for (const Held& h : held) {
+      for (WorkerState::Slot& slot : state.slots) {
+        if (slot.phase != WorkerState::Phase::idle)
+          update(h, slot.claim, slot.lost);
+      }
+      for (WorkerState::Ready& ready : state.ready)
+        update(h, ready.claimed.claim, ready.lost);
     }
   }
 }
@@ -352,12 +502,16 @@ inline void heartbeat_thread(const std::shared_ptr<WorkerState>& shared) {
 
 /// Runs a handler on every job as it falls due, in threads of its own, until stopped.
 ///
-/// Each handler thread claims the next due job (of `queues`, or of any queue), runs the
-/// handler, and completes the job when it returns or fails it with the exception's message
-/// when it throws (the RetryPolicy decides when it runs again). A heartbeat extends the
-/// leases of running handlers. When nothing is due the threads sleep until the next start,
-/// a job added by this process, or a commit by another process (noticed within
-/// `poll_interval`, by reading PRAGMA data_version only).
+/// One thread claims due jobs (of `queues`, or of any queue) in batches: one for each free
+/// handler thread, and a few ahead while the handlers are fast against the lease. Handler
+/// threads run them; the job is completed when the handler returns, or failed with the
+/// exception's message when it throws (the RetryPolicy decides when it runs again). Results
+/// are committed together (WorkerOptions::commit_batch, commit_window): a crash loses at
+/// most those not committed yet, and those jobs run again once their lease runs out, so
+/// delivery is at least once. A heartbeat extends the leases of jobs waiting and running.
+/// When nothing is due the claiming thread sleeps until the next start, a job added by this
+/// process, or a commit by another process (noticed within `poll_interval`, by reading
+/// PRAGMA data_version only).
 ///
 /// Thread safety: stop(), stop_requested() and the counters may be called from any thread,
 /// handlers included. The handler runs concurrently on up to `threads` threads.
@@ -365,9 +519,9 @@ class Worker {
  public:
   using Handler = std::function<void(const Job&)>;
 
-  /// Opens every connection, then starts the threads. Throws InvalidArgumentError for bad
-  /// options or an in-memory database, and what Scheduler::open throws for a bad file;
-  /// no thread is left running when it throws.
+  /// Opens its connections (three, whatever the number of threads), then starts the threads.
+  /// Throws InvalidArgumentError for bad options or an in-memory database, and what
+  /// Scheduler::open throws for a bad file; no thread is left running when it throws.
   Worker(std::string path, Handler handler, WorkerOptions options = {}) {
     detail::check_worker_options(options, static_cast<bool>(handler));
     auto state = std::make_shared<detail::WorkerState>(std::move(handler), std::move(options));
@@ -378,14 +532,13 @@ class Worker {
       detail::throw_invalid("a Worker needs a database file; '" + path +
                             "' is in memory, a separate database for each connection");
     }
-    state->schedulers.reserve(static_cast<std::size_t>(settings.threads));
-    for (int i = 0; i < settings.threads; ++i) {
-      state->schedulers.push_back(Scheduler::open(path, settings.scheduler));
-    }
+    state->claimer.emplace(Scheduler::open(path, settings.scheduler));
+    state->committer.emplace(Scheduler::open(path, settings.scheduler));
     state->slots.resize(static_cast<std::size_t>(settings.threads));
     state_ = std::move(state);
     try {
       heartbeat_ = std::thread(detail::heartbeat_thread, state_);
+      committer_ = std::thread(detail::committer_thread, state_);
       threads_.reserve(static_cast<std::size_t>(settings.threads));
       for (std::size_t i = 0; i < static_cast<std::size_t>(settings.threads); ++i) {
         {
@@ -400,6 +553,7 @@ class Worker {
           throw;
         }
       }
+      claimer_ = std::thread(detail::claimer_thread, state_);
     } catch (...) {
       stop();
       throw;
@@ -420,10 +574,15 @@ class Worker {
     if (heartbeat_.joinable()) {
       {
         const std::lock_guard<std::mutex> lock(state_->mutex);
+        state_->claimer_stop = true;
+        state_->committer_stop = true;
         state_->heartbeat_stop = true;
       }
       state_->changed.notify_all();
-      heartbeat_.detach();
+      for (std::thread* thread : {&heartbeat_, &committer_, &claimer_}) {
+        if (thread->joinable())
+          thread->detach();
+      }
     }
     for (std::thread& thread : threads_) {
       if (thread.joinable()) {
@@ -432,10 +591,11 @@ class Worker {
     }
   }
 
-  /// Stops claiming, waits up to `grace` for running handlers to return, then releases the
-  /// claims of those still running (their jobs are free again at once; such a handler's
-  /// completion later is refused as stale) and returns without waiting for them.
-  /// Idempotent. Called from a handler, it only requests the stop.
+  /// Stops claiming and gives back the jobs claimed but not started; waits up to `grace`
+  /// for running handlers to return, then releases the claims of those still running
+  /// (their jobs are free again at once; such a handler's result later is refused as
+  /// stale), commits the results of the others, and returns without waiting for the stuck
+  /// ones. Idempotent. Called from a handler, it only requests the stop.
   void stop() {
     detail::WorkerState& state = *state_;
     state.request_stop();
@@ -446,11 +606,19 @@ class Worker {
     if (stopped_) {
       return;
     }
+    if (claimer_.joinable()) {
+      claimer_.join();
+    }
 
     std::vector<bool> abandoned(threads_.size(), false);
     std::vector<Claim> to_release;
     {
       std::unique_lock<std::mutex> lock(state.mutex);
+      for (const detail::WorkerState::Ready& ready : state.ready) {
+        if (!ready.lost)
+          to_release.push_back(ready.claimed.claim);
+      }
+      state.ready.clear();
       state.changed.wait_for(lock, state.options.grace, [&] { return state.threads_alive == 0; });
       for (std::size_t i = 0; i < threads_.size(); ++i) {
         detail::WorkerState::Slot& slot = state.slots[i];
@@ -473,17 +641,25 @@ class Worker {
     }
     {
       const std::lock_guard<std::mutex> lock(state.mutex);
+      state.committer_stop = true;
+    }
+    state.changed.notify_all();
+    if (committer_.joinable()) {
+      committer_.join();  // commits what finished
+    }
+    {
+      const std::lock_guard<std::mutex> lock(state.mutex);
       state.heartbeat_stop = true;
     }
     state.changed.notify_all();
     if (heartbeat_.joinable()) {
       heartbeat_.join();
     }
-    for (const Claim& claim : to_release) {
+    if (!to_release.empty()) {
       try {
-        state.heartbeat->release(claim);
+        state.heartbeat->release_all(to_release);
       } catch (const std::exception&) {
-        // Left to its lease.
+        // Left to their leases.
       }
     }
     stopped_ = true;
@@ -520,6 +696,8 @@ class Worker {
   detail::WakeHub::Listener listener_;
   std::shared_ptr<detail::WorkerState> state_;
   std::thread heartbeat_;
+  std::thread committer_;
+  std::thread claimer_;
   std::vector<std::thread> threads_;
   std::mutex stop_mutex_;
   bool stopped_ = false;

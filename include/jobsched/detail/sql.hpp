@@ -12,9 +12,12 @@ namespace jobsched::detail::sql {
 // The parameter every statement that needs it binds to the default limit on attempts.
 inline constexpr int default_max_attempts = 20;
 
-// How many jobs of each kind a claim or an add moves between states on its way (see the
-// upkeep statements).
-inline constexpr int moves_per_write = 16;
+// How many jobs of each kind a claim or an add moves between states on its way, for each job
+// it claims or adds (see the upkeep statements). Each write makes at most one job of each
+// kind lag later (a claim a lease that may run out, an add a job that will come due and may
+// expire), so one keeps pace; more would make every write pay for a backlog that the
+// schedule's orders walk cheaply anyway (a move costs about what a claim costs).
+inline constexpr int moves_per_write = 1;
 
 // A job's stored state (column `state`), which decides the indexes it is in:
 //   0 scheduled   free, not due when last written
@@ -25,8 +28,8 @@ inline constexpr int moves_per_write = 16;
 //   5 expired     free, moved out of the schedule once its expiry had passed
 //   6 completed   7 failed (marked)
 // The discrete facts (held, last attempt, settled) are exact. The ones that time changes
-// (due, expired, lease ran out) are hints: claims move jobs on, a bounded number at a time,
-// and every query still filters rows by their times, so that a job's state stays one
+// (due, expired, lease ran out) are hints: claims and adds move jobs on, a bounded number at
+// a time, and every query still filters rows by their times, so that a job's state stays one
 // function of its row and `now`; the stored state only says where to look.
 // Open: neither completed nor failed (states 0 to 5). The predicate of the index in
 // (queue, state, ...): with a range on state, SQLite would read it by the range rather
@@ -36,6 +39,15 @@ inline constexpr int moves_per_write = 16;
 #define JOBSCHED_PENDING JOBSCHED_OPEN " AND " JOBSCHED_UNEXPIRED
 // For a job in state 0, 1, 2 or 5: free (JOBSCHED_FREE) when its lease, if any, ran out.
 #define JOBSCHED_LEASE_OVER "(lease_until IS NULL OR lease_until <= ?1)"
+// Some statements name their index: SQLite would at times read (state, starts_at) for a
+// claim and sort; and where a state is a bound parameter, weighing the partial indexes of one
+// state would make it prepare the statement again at every new binding. A read-only
+// scheduler on an older file reads views with no indexes, and prepares them without (see
+// without_indexed_by).
+#define JOBSCHED_BY_QUEUE_ORDER " INDEXED BY ix_job_queue_order"
+#define JOBSCHED_BY_START_ORDER " INDEXED BY ix_job_start_order"
+#define JOBSCHED_BY_CLAIM_ORDER " INDEXED BY ix_job_claim_order"
+#define JOBSCHED_BY_LEASES " INDEXED BY ix_job_leases"
 // ?20 is always the scheduler's default limit on attempts (RetryPolicy::max_attempts).
 #define JOBSCHED_MAX_ATTEMPTS "coalesce(max_attempts, ?20)"
 // Abandoned: a job whose lease ran out on its last attempt, before it expired. It failed at
@@ -118,11 +130,14 @@ inline constexpr const char* delete_failed_payloads =
 inline constexpr const char* delete_failed_jobs = "DELETE FROM job WHERE failed_at IS NOT NULL";
 #undef JOBSCHED_EXPIRED_IDS
 
-// How many jobs are pending: those in states 0 to 4 (a range of (state, starts_at)), less the expired ones among them and the abandoned ones not
-// expired, plus the moved-out ones not expired at ?1 (a clock set back). The ranges counted
-// are only as long as the jobs that changed state since the claims last moved them on.
+// How many jobs are pending: the open ones (a walk of a partial index, with no comparison per
+// entry), less those moved out as expired (a range only as long as the expired jobs kept),
+// less the expired and the abandoned ones among the rest (ranges only as long as the jobs
+// that changed state since the writes last moved them on), plus the ones moved out that are
+// not expired at ?1 (a clock set back).
 inline constexpr const char* count_pending_jobs =
-    "SELECT (SELECT count(*) FROM job WHERE state < 5)"
+    "SELECT (SELECT count(*) FROM job" JOBSCHED_BY_QUEUE_ORDER " WHERE " JOBSCHED_OPEN ")"
+    " - (SELECT count(*) FROM job" JOBSCHED_BY_START_ORDER " WHERE state = 5)"
     " - (SELECT count(*) FROM job WHERE state < 5 AND expires_at IS NOT NULL"
     "    AND expires_at <= ?1)"
     " - (SELECT count(*) FROM job WHERE " JOBSCHED_ABANDONED
@@ -141,14 +156,6 @@ inline constexpr const char* unlock_job =
     JOBSCHED_LET_GO " WHERE id = ?2";
 
 // ---- The schedule's orders (detail/job_order.hpp walks them) ----------------------------
-// These name their index: SQLite would at times read (state, starts_at) for a claim and
-// sort; and where a state is a bound parameter, weighing the partial indexes of one state
-// would make it prepare the statement again at every new binding. A read-only scheduler on an older file reads views with no indexes, and prepares
-// them without (see without_indexed_by).
-#define JOBSCHED_BY_QUEUE_ORDER " INDEXED BY ix_job_queue_order"
-#define JOBSCHED_BY_START_ORDER " INDEXED BY ix_job_start_order"
-#define JOBSCHED_BY_CLAIM_ORDER " INDEXED BY ix_job_claim_order"
-#define JOBSCHED_BY_LEASES " INDEXED BY ix_job_leases"
 // Where the stored states lag behind ?1, one probe of an index each. For writes, which move
 // jobs on: the earliest scheduled start, lease ends (with and without attempts left), the
 // earliest expiry of a job in states 0 to 4, the latest expiry moved out (later than ?1 when

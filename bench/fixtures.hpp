@@ -85,12 +85,45 @@ class Stmt {
 };
 
 enum class Schema {
-  jobsched,  // ours, current version
-  original,  // the Python original at version 1: one index on (completed_at, expires_at)
+  jobsched,     // ours, current version
+  handwritten,  // one table with partial indexes fit for the hand-written SQL (our version 4)
+  original,     // the Python original at version 1: one index on (completed_at, expires_at)
 };
 
 inline const char* name(Schema schema) {
-  return schema == Schema::jobsched ? "jobsched" : "original";
+  switch (schema) {
+    case Schema::jobsched:
+      return "jobsched";
+    case Schema::handwritten:
+      return "handwritten";
+    case Schema::original:
+      break;
+  }
+  return "original";
+}
+
+// Creates the tables and indexes of the lineage up to `version`, as they were.
+inline void create_schema(const Db& db, int version) {
+  for (const auto& migration : jobsched::detail::migrations) {
+    if (migration.version > version)
+      break;
+    db.exec(migration.script);
+  }
+  db.exec(("UPDATE job_schema SET value = " + std::to_string(version) + " WHERE key = 'version'")
+              .c_str());
+}
+
+// A file filled through the C API, in row form (the payload in job.data), given what the
+// upgrade to the current version gives every job: its payload moved out, its state at now.
+inline void to_current_form(const Db& db) {
+  db.exec("BEGIN");
+  db.exec("INSERT INTO job_payload (job_id, data) SELECT id, data FROM job WHERE data IS NOT NULL");
+  db.exec("UPDATE job SET data = NULL WHERE data IS NOT NULL");
+  const Stmt states(db, jobsched::detail::sql::set_job_states);
+  sqlite3_bind_double(states.get(), 1, now_seconds);
+  sqlite3_bind_int(states.get(), 2, 10);
+  states.step();
+  db.exec("COMMIT");
 }
 
 // The start of job i of n: spread over the two hours around `now`, not in id order.
@@ -133,19 +166,15 @@ inline std::filesystem::path stored_jobs(Schema schema, long n) {
   if (schema == Schema::jobsched) {
     jobsched::Scheduler::open(partial.string());  // creates the current schema
   } else {
-    const Db db(partial);
-    for (const auto& migration : jobsched::detail::migrations) {
-      if (migration.version > 1)
-        break;
-      db.exec(migration.script);
-    }
-    db.exec("UPDATE job_schema SET value = 1 WHERE key = 'version'");
+    create_schema(Db(partial), schema == Schema::handwritten ? 4 : 1);
   }
   {
     const Db db(partial);
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = OFF");
     fill(db, n);
+    if (schema == Schema::jobsched)
+      to_current_form(db);
     db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   }
   std::filesystem::remove(partial.string() + "-wal");

@@ -39,6 +39,9 @@ inline void set_synchronous(const Db& db, bool full) {
   db.exec(full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
 }
 
+// The hand-written baselines read and write a file of the same jobs in the one-table form
+// their SQL fits (Schema::handwritten): on ours, that SQL would sort.
+
 // The scheduler or connection an operation keeps, with the copy of the file it writes to.
 struct WithScheduler {
   WithScheduler(Schema schema, long n, bool writes, bool full = true)
@@ -79,18 +82,18 @@ inline Operation add_jobsched(long n, bool full, int per_transaction) {
       expect(scheduler.add_job(payload(), job).id > 0, "no job added");
       return;
     }
-    // A batch joins the caller's transaction on the handle.
-    sqlite3_exec(scheduler.handle(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
-    for (int i = 0; i < per_transaction; ++i)
-      expect(scheduler.add_job(payload(), job).id > 0, "no job added");
-    sqlite3_exec(scheduler.handle(), "COMMIT", nullptr, nullptr, nullptr);
+    // A batch: add_jobs, one transaction.
+    std::vector<jobsched::NewJob> jobs(static_cast<std::size_t>(per_transaction),
+                                       jobsched::NewJob{jobsched::Payload(payload()), job});
+    expect(scheduler.add_jobs(std::move(jobs)).size() == static_cast<std::size_t>(per_transaction),
+           "no job added");
   };
 }
 
 inline Operation add_sqlite(long n, bool full, int per_transaction) {
   struct State : WithDb {
     State(long n, bool full)
-        : WithDb(Schema::jobsched, n, true, full),
+        : WithDb(Schema::handwritten, n, true, full),
           begin(db, "BEGIN IMMEDIATE"),
           commit(db, "COMMIT"),
           insert(db, "INSERT INTO job (data, created_at, starts_at) VALUES (?1, ?2, ?3)") {}
@@ -130,7 +133,7 @@ inline Operation next_job_jobsched(long n) {
 inline Operation next_job_sqlite(long n) {
   struct State : WithDb {
     explicit State(long n)
-        : WithDb(Schema::jobsched, n, false),
+        : WithDb(Schema::handwritten, n, false),
           next(db, "SELECT " BASELINE_COLUMNS " FROM job WHERE " BASELINE_PENDING
                    " AND " BASELINE_FREE " ORDER BY starts_at, id LIMIT 1") {}
     Stmt next;
@@ -186,7 +189,7 @@ inline Operation seconds_until_jobsched(long n) {
 inline Operation seconds_until_sqlite(long n) {
   struct State : WithDb {
     explicit State(long n)
-        : WithDb(Schema::jobsched, n, false),
+        : WithDb(Schema::handwritten, n, false),
           next(db, "SELECT id, starts_at FROM job WHERE " BASELINE_PENDING " AND " BASELINE_FREE
                    " ORDER BY starts_at, id LIMIT 1"),
           lease(db,
@@ -256,7 +259,7 @@ inline Operation count_by_sql(Schema schema, long n, const char* sql) {
 }
 
 inline Operation count_sqlite(long n) {
-  return count_by_sql(Schema::jobsched, n, "SELECT count(*) FROM job WHERE " BASELINE_PENDING);
+  return count_by_sql(Schema::handwritten, n, "SELECT count(*) FROM job WHERE " BASELINE_PENDING);
 }
 
 inline Operation count_original(long n) {
@@ -277,7 +280,7 @@ inline Operation claim_complete_jobsched(long n) {
 
 inline Operation claim_complete_sqlite(long n) {
   struct State : WithDb {
-    explicit State(long n) : WithDb(Schema::jobsched, n, true, false), claims(db) {}
+    explicit State(long n) : WithDb(Schema::handwritten, n, true, false), claims(db) {}
     RawClaims claims;
   };
   auto state = std::make_shared<State>(n);

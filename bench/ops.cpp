@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   // Build the job files first, outside any timing.
   for (const long n : sizes()) {
     bench::stored_jobs(bench::Schema::jobsched, n);
+    bench::stored_jobs(bench::Schema::handwritten, n);
     bench::stored_jobs(bench::Schema::original, n);
   }
   for (const long n : sizes()) {

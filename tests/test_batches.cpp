@@ -313,3 +313,20 @@ TEST_CASE("four processes claiming batches of 7 from 600 jobs claim each exactly
                   "SELECT count(*) FROM job WHERE completed_at IS NOT NULL AND attempts = 1") ==
         kJobs);
 }
+
+TEST_CASE("claim_jobs from queues named more than once claims each job once, in claim order") {
+  Pinned one_by_one;
+  Pinned batched;
+  one_by_one.scheduler.add_jobs(varied_jobs(40));
+  batched.scheduler.add_jobs(varied_jobs(40));
+  const std::vector<std::string> named{"other", "", "other"};
+  std::vector<std::int64_t> expected;
+  for (int i = 0; i < 30; ++i)
+    expected.push_back(one_by_one.scheduler.claim_next_job(Seconds{30}, named)->job.id);
+  const std::vector<ClaimedJob> claimed = batched.scheduler.claim_jobs(30, Seconds{30}, named);
+  std::vector<std::int64_t> ids;
+  for (const ClaimedJob& job : claimed)
+    ids.push_back(job.job.id);
+  CHECK(ids == expected);
+  CHECK(std::set<std::int64_t>(ids.begin(), ids.end()).size() == 30);
+}

@@ -449,10 +449,22 @@ class Scheduler {
     const double at = checked_now(now);
     const double until = lease_end(at, lease);
     const detail::Lag lag = move_on(at, limit);
+    detail::JobOrder order(reads(), at, options_.retry.max_attempts, lag);
     std::vector<ClaimedJob> claimed;
-    while (claimed.size() < limit) {
-      const std::optional<detail::Candidate> best =
-          detail::JobOrder(reads(), at, options_.retry.max_attempts, lag).first_claimable(queues);
+    // One query for the whole batch when no state lags; else one walk per job.
+    std::vector<detail::Candidate> batch;
+    if (limit > 1)
+      batch = order.first_claimable_batch(queues, limit);
+    const bool batched = !batch.empty();
+    for (std::size_t i = 0; claimed.size() < limit; ++i) {
+      std::optional<detail::Candidate> best;
+      if (batched) {
+        if (i == batch.size())
+          break;
+        best = batch[i];
+      } else {
+        best = order.first_claimable(queues);
+      }
       if (!best)
         break;
       {

@@ -187,6 +187,15 @@ inline constexpr const char* first_available_in_queue =
     "SELECT id, priority, starts_at FROM job" JOBSCHED_BY_QUEUE_ORDER
     " WHERE queue = ?2 AND state = 1 AND " JOBSCHED_PENDING " AND " JOBSCHED_FREE " AND starts_at <= ?1"
     " ORDER BY priority DESC, starts_at, id LIMIT 1";
+// The same, the first ?2 of them (?3 the queue), for a batch claimed while no state lags.
+inline constexpr const char* available_in_claim_order =
+    "SELECT id, priority, starts_at FROM job" JOBSCHED_BY_CLAIM_ORDER " WHERE state = 1 AND "
+    JOBSCHED_UNEXPIRED " AND " JOBSCHED_LEASE_OVER
+    " AND starts_at <= ?1 ORDER BY priority DESC, starts_at, id LIMIT ?2";
+inline constexpr const char* available_in_queue_in_claim_order =
+    "SELECT id, priority, starts_at FROM job" JOBSCHED_BY_QUEUE_ORDER
+    " WHERE queue = ?3 AND state = 1 AND " JOBSCHED_PENDING " AND " JOBSCHED_FREE
+    " AND starts_at <= ?1 ORDER BY priority DESC, starts_at, id LIMIT ?2";
 // The skip-scan of (queue, state, priority DESC, starts_at), for the states that lag: each
 // queue, each priority level of a state from the highest, the first job of the level.
 inline constexpr const char* next_queue = "SELECT queue FROM job" JOBSCHED_BY_QUEUE_ORDER

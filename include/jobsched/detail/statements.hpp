@@ -42,6 +42,9 @@ struct ReadStatements {
         first_in_start_order(db, prepared(sql::first_in_start_order, views)),
         first_available(db, prepared(sql::first_available, views)),
         first_available_in_queue(db, prepared(sql::first_available_in_queue, views)),
+        available_in_claim_order(db, prepared(sql::available_in_claim_order, views)),
+        available_in_queue_in_claim_order(
+            db, prepared(sql::available_in_queue_in_claim_order, views)),
         next_queue(db, prepared(sql::next_queue, views)),
         next_priority(db, prepared(sql::next_priority, views)),
         first_due_in_level(db, prepared(sql::first_due_in_level, views)),
@@ -52,7 +55,8 @@ struct ReadStatements {
         data_version(db, prepared(sql::data_version, views)),
         begin_read(db, "BEGIN"),
         end_read(db, "COMMIT") {}
-  Statement select_job, count_pending_jobs, lagging_for_writes, lagging_for_reads, first_in_start_order, first_available, first_available_in_queue, next_queue, next_priority, first_due_in_level, first_free_in_level, unexpired_moved_out, live_leases, select_failed_jobs, data_version;
+  Statement select_job, count_pending_jobs, lagging_for_writes, lagging_for_reads, first_in_start_order, first_available, first_available_in_queue, available_in_claim_order,
+      available_in_queue_in_claim_order, next_queue, next_priority, first_due_in_level, first_free_in_level, unexpired_moved_out, live_leases, select_failed_jobs, data_version;
   Statement begin_read, end_read;  // a ReadTransaction
 };
 

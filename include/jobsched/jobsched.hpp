@@ -3,6 +3,7 @@
 
 /// jobsched: a persistent schedule of jobs in SQLite. Include this header for everything.
 
+#include "adder.hpp"
 #include "claim.hpp"
 #include "error.hpp"
 #include "job.hpp"

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "detail/new_job.hpp"
+#include "error.hpp"
+#include "job.hpp"
+#include "options.hpp"
+#include "scheduler.hpp"
+
+namespace jobsched {
+
+/// Adds jobs from many threads with group commit: each add returns once its job is
+/// committed (with Synchronous::full, on disk), and the adds of threads waiting at the same
+/// time share one commit, so that many threads reach many times the rate of one commit per
+/// add. One connection and one committing thread of its own.
+///
+/// Thread safety: add() may be called from any number of threads at once.
+class Adder {
+ public:
+  /// Opens the file as Scheduler::open does and starts the committing thread. Throws what
+  /// Scheduler::open throws, and InvalidArgumentError for an in-memory database.
+  explicit Adder(const std::string& path, Options options = {})
+      : scheduler_(Scheduler::open(path, std::move(options))) {
+    if (scheduler_.file().empty()) {
+      detail::throw_invalid("an Adder needs a database file; '" + path +
+                            "' is in memory, a separate database for each connection");
+    }
+    committer_ = std::thread([this] { run(); });
+  }
+
+  Adder(const Adder&) = delete;
+  Adder& operator=(const Adder&) = delete;
+
+  /// Commits every add already made, then stops. Never throws.
+  ~Adder() {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    if (committer_.joinable())
+      committer_.join();
+  }
+
+  /// Adds a job and returns it as stored, once its commit is done. A bad job is refused with
+  /// InvalidArgumentError before anything is written (the others go on); a commit that fails
+  /// (busy, I/O) throws its error from every add it carried, and none of them is added.
+  Job add(Payload data, JobOptions options = {}) {
+    // Checked here, in the caller's thread, so that a bad job fails alone; created now, not
+    // when its commit comes.
+    if (!options.created_at)
+      options.created_at = scheduler_.now();
+    detail::checked_new_job(data, options, *options.created_at);
+    std::future<Job> added;
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_)
+        detail::throw_invalid("the Adder is stopping; it takes no more jobs");
+      pending_.push_back(Pending{NewJob{std::move(data), std::move(options)}, {}});
+      added = pending_.back().added.get_future();
+    }
+    changed_.notify_one();
+    return added.get();
+  }
+
+  /// How many transactions it committed so far (each carried one add or more).
+  std::int64_t commits() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return commits_;
+  }
+
+ private:
+  struct Pending {
+    NewJob job;
+    std::promise<Job> added;
+  };
+
+  // The committing thread: takes every add waiting, commits them in one add_jobs, answers
+  // each; meanwhile the next adds wait, to share the next commit.
+  void run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return !pending_.empty() || stopping_; });
+      if (pending_.empty())
+        return;  // stopping, nothing left
+      std::vector<Pending> batch;
+      batch.swap(pending_);
+      lock.unlock();
+      std::vector<NewJob> jobs;
+      jobs.reserve(batch.size());
+      for (Pending& pending : batch)
+        jobs.push_back(std::move(pending.job));
+      try {
+        std::vector<Job> added = scheduler_.add_jobs(std::move(jobs));
+        for (std::size_t i = 0; i < batch.size(); ++i)
+          batch[i].added.set_value(std::move(added[i]));
+        lock.lock();
+        ++commits_;
+      } catch (...) {
+        const std::exception_ptr error = std::current_exception();
+        for (Pending& pending : batch)
+          pending.added.set_exception(error);
+        lock.lock();
+      }
+    }
+  }
+
+  Scheduler scheduler_;  // used by the committing thread only, and now() by add()
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Pending> pending_;  // guarded by mutex_
+  std::int64_t commits_ = 0;      // guarded by mutex_
+  bool stopping_ = false;         // guarded by mutex_
+  std::thread committer_;
+};
+
+}  // namespace jobsched

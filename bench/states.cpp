@@ -33,8 +33,8 @@ using Clock = std::chrono::steady_clock;
 void insert_jobs(const Db& db, long n, bool due, const std::function<int(long)>& priority,
                  const std::function<std::string(long)>& queue, long first = 0) {
   const bench::Stmt insert(db,
-                           "INSERT INTO job (created_at, starts_at, priority, queue) VALUES"
-                           " (?1, ?2, ?3, ?4)");
+                           "INSERT INTO job (created_at, starts_at, priority, queue, state)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5)");
   const bench::Stmt payload(db, "INSERT INTO job_payload (job_id, data) VALUES (?1, ?2)");
   const std::string data(32, 'x');
   for (long i = first; i < first + n; ++i) {
@@ -45,6 +45,7 @@ void insert_jobs(const Db& db, long n, bool due, const std::function<int(long)>&
     sqlite3_bind_int(insert.get(), 3, priority(i));
     const std::string q = queue(i);
     sqlite3_bind_text(insert.get(), 4, q.c_str(), static_cast<int>(q.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int(insert.get(), 5, due ? 1 : 0);  // its state at now: available or scheduled
     insert.step();
     insert.reset();
     sqlite3_bind_int64(payload.get(), 1, sqlite3_last_insert_rowid(db.get()));
@@ -61,14 +62,6 @@ std::string default_queue(long) {
   return "";
 }
 
-// Gives every job the state it is in at `at` (as the upgrade to version 5 does).
-void set_states(const Db& db, double at) {
-  const bench::Stmt states(db, jobsched::detail::sql::set_job_states);
-  sqlite3_bind_double(states.get(), 1, at);
-  sqlite3_bind_int(states.get(), 2, 10);
-  states.step();
-}
-
 struct State {
   const char* name;
   // Fills a fresh file of the current schema with n jobs in this state; returns the time
@@ -82,13 +75,11 @@ std::vector<State> states() {
       {"clean",
        [](const Db& db, long n) {
          insert_jobs(db, n, true, no_priority, default_queue);
-         set_states(db, now_seconds);
          return now_seconds;
        }},
       {"1% claimed (live leases)",
        [](const Db& db, long n) {
          insert_jobs(db, n, true, no_priority, default_queue);
-         set_states(db, now_seconds);
          // What claim_next_job writes, on the first 1 % in claim order.
          db.exec(("UPDATE job SET locked_at = " + std::to_string(now_seconds - 10) +
                   ", lease_until = " + std::to_string(now_seconds + 3600) +
@@ -101,7 +92,6 @@ std::vector<State> states() {
       {"45% leases ran out, attempts left",
        [](const Db& db, long n) {
          insert_jobs(db, n, true, no_priority, default_queue);
-         set_states(db, now_seconds);
          db.exec(("UPDATE job SET locked_at = " + std::to_string(now_seconds - 100) +
                   ", lease_until = " + std::to_string(now_seconds - 40) +
                   ", claim_token = random(), attempts = 1, state = 2 WHERE id % 100 < 45")
@@ -111,14 +101,13 @@ std::vector<State> states() {
       {"30% expired long ago",
        [](const Db& db, long n) {
          insert_jobs(db, n, true, no_priority, default_queue);
-         db.exec(("UPDATE job SET expires_at = starts_at + 1 WHERE id % 10 < 3"));
-         set_states(db, now_seconds);  // moved out by the writes since
+         // Moved out (state 5) by the writes since they expired.
+         db.exec("UPDATE job SET expires_at = starts_at + 1, state = 5 WHERE id % 10 < 3");
          return now_seconds;
        }},
       {"90% locked",
        [](const Db& db, long n) {
          insert_jobs(db, n, true, no_priority, default_queue);
-         set_states(db, now_seconds);
          db.exec(("UPDATE job SET locked_at = " + std::to_string(now_seconds - 10) +
                   ", state = 4 WHERE id % 10 <> 0")
                      .c_str());
@@ -128,20 +117,17 @@ std::vector<State> states() {
        [](const Db& db, long n) {
          insert_jobs(db, n, false, [](long i) { return static_cast<int>(i % 1000); },
                      default_queue);
-         set_states(db, now_seconds);
          return now_seconds;
        }},
       {"10,000 queues",
        [](const Db& db, long n) {
          insert_jobs(db, n, true, no_priority,
                      [](long i) { return "queue " + std::to_string(i % 10000); });
-         set_states(db, now_seconds);
          return now_seconds;
        }},
       {"0.1% completed",
        [](const Db& db, long n) {
          insert_jobs(db, n, true, no_priority, default_queue);
-         set_states(db, now_seconds);
          db.exec(("UPDATE job SET completed_at = " + std::to_string(now_seconds - 10) +
                   ", state = 6 WHERE id % 1000 = 0")
                      .c_str());
@@ -150,7 +136,6 @@ std::vector<State> states() {
       {"a 256 MiB payload",
        [](const Db& db, long n) {
          insert_jobs(db, n, true, no_priority, default_queue);
-         set_states(db, now_seconds);
          // The first job in claim order carries it.
          db.exec("UPDATE job_payload SET data = zeroblob(268435456) WHERE job_id ="
                  " (SELECT id FROM job ORDER BY starts_at LIMIT 1)");

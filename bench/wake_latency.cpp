@@ -102,7 +102,8 @@ int main(int argc, char** argv) {
   const int samples = argc > 1 ? std::atoi(argv[1]) : 50;
   const std::string path = "bench-wake-" + std::to_string(::getpid()) + ".db";
   report("same process", measure(path, samples, false));
-  report("another process (poll_interval 50 ms)", measure(path, samples, true));
+  report("another process (inotify on Linux; poll_interval 50 ms elsewhere)",
+         measure(path, samples, true));
   for (const char* suffix : {"", "-wal", "-shm"})
     std::remove((path + suffix).c_str());
 }

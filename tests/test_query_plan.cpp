@@ -101,6 +101,7 @@ std::vector<Expected> statements() {
   return {
       // Reads.
       {"select_job", sql::select_job, {integer(1)}, {by_id}},
+      {"select_payload", sql::select_payload, {integer(1)}, {by_id}},
       {"count_pending_jobs",
        sql::count_pending_jobs,
        {},

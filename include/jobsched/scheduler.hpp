@@ -484,6 +484,16 @@ class Scheduler {
       claimed.push_back(ClaimedJob{std::move(job), Claim{best->id, token, from_unix_seconds(until)}});
     }
     transaction.commit();
+    // The payloads, after the commit (a job deleted meanwhile keeps none).
+    if (!claimed.empty()) {
+      const detail::ReadTransaction snapshot = read_transaction();
+      for (ClaimedJob& job : claimed) {
+        detail::Run run(reads().select_payload);
+        run.bind(2, job.job.id);
+        if (run.step())
+          job.job.data = detail::read_payload(run, 0);
+      }
+    }
     return claimed;
   }
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "claim.hpp"
+#include "detail/file_watch.hpp"
 #include "detail/transaction.hpp"
 #include "detail/validate.hpp"
 #include "detail/wake.hpp"
@@ -510,8 +511,9 @@ inline void heartbeat_thread(const std::shared_ptr<WorkerState>& shared) {
 /// most those not committed yet, and those jobs run again once their lease runs out, so
 /// delivery is at least once. A heartbeat extends the leases of jobs waiting and running.
 /// When nothing is due the claiming thread sleeps until the next start, a job added by this
-/// process, or a commit by another process (noticed within `poll_interval`, by reading
-/// PRAGMA data_version only).
+/// process, or a commit by another process: on Linux noticed at once (inotify on the -wal
+/// file, to which every commit writes), elsewhere within `poll_interval` (by reading PRAGMA
+/// data_version only, which is also the fallback when the watch cannot be set).
 ///
 /// Thread safety: stop(), stop_requested() and the counters may be called from any thread,
 /// handlers included. The handler runs concurrently on up to `threads` threads.
@@ -537,6 +539,14 @@ class Worker {
     state->slots.resize(static_cast<std::size_t>(settings.threads));
     state_ = std::move(state);
     try {
+      auto watch = std::make_shared<detail::FileWatch>(state_->file + "-wal");
+      if (watch->ok()) {
+        watch_ = watch;
+        watcher_ = std::thread([watch, file = state_->file] {
+          while (watch->wait())
+            detail::WakeHub::instance().job_added(file);
+        });
+      }
       heartbeat_ = std::thread(detail::heartbeat_thread, state_);
       committer_ = std::thread(detail::committer_thread, state_);
       threads_.reserve(static_cast<std::size_t>(settings.threads));
@@ -571,6 +581,10 @@ class Worker {
       // Nothing left to do: the threads hold their own share of the state.
     }
     // Only when destroyed from one of its own handlers: the threads finish on their own.
+    if (watch_)
+      watch_->stop();
+    if (watcher_.joinable())
+      watcher_.detach();
     if (heartbeat_.joinable()) {
       {
         const std::lock_guard<std::mutex> lock(state_->mutex);
@@ -608,6 +622,11 @@ class Worker {
     }
     if (claimer_.joinable()) {
       claimer_.join();
+    }
+    if (watch_)
+      watch_->stop();
+    if (watcher_.joinable()) {
+      watcher_.join();
     }
 
     std::vector<bool> abandoned(threads_.size(), false);
@@ -698,6 +717,8 @@ class Worker {
   std::thread heartbeat_;
   std::thread committer_;
   std::thread claimer_;
+  std::shared_ptr<detail::FileWatch> watch_;  // null when the file cannot be watched
+  std::thread watcher_;
   std::vector<std::thread> threads_;
   std::mutex stop_mutex_;
   bool stopped_ = false;

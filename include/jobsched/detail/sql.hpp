@@ -63,8 +63,8 @@ inline constexpr int moves_per_write = 1;
 #define JOBSCHED_PAYLOAD "coalesce(data, (SELECT data FROM job_payload WHERE job_id = job.id))"
 // A job's columns, an abandoned job shown as its row will be once marked (see
 // fail_abandoned_job), so that a job's state is one function of its row and now.
-#define JOBSCHED_JOB_COLUMNS                                            \
-  "id, " JOBSCHED_PAYLOAD ", created_at, starts_at, expires_at, completed_at," \
+#define JOBSCHED_JOB_COLUMNS_WITH(PAYLOAD)                               \
+  "id, " PAYLOAD ", created_at, starts_at, expires_at, completed_at,"   \
   " CASE WHEN " JOBSCHED_ABANDONED                                      \
   " THEN NULL ELSE locked_at END,"                                      \
   " CASE WHEN " JOBSCHED_ABANDONED                                      \
@@ -73,6 +73,7 @@ inline constexpr int moves_per_write = 1;
   " CASE WHEN " JOBSCHED_ABANDONED " THEN " JOBSCHED_LEASE_RAN_OUT      \
   " ELSE last_error END,"                                               \
   " CASE WHEN " JOBSCHED_ABANDONED " THEN lease_until ELSE failed_at END, priority, queue"
+#define JOBSCHED_JOB_COLUMNS JOBSCHED_JOB_COLUMNS_WITH(JOBSCHED_PAYLOAD)
 // Not held: not locked, not leased on its last attempt, and any lease run out (a lease that
 // ran out before the last attempt frees its job; a job moved on keeps its lease's end).
 #define JOBSCHED_FREE \
@@ -271,7 +272,10 @@ inline constexpr const char* lock_job_by_id =
     "UPDATE job SET locked_at = ?1, lease_until = NULL, claim_token = NULL, state = 4"
     " WHERE id = ?2";
 inline constexpr const char* select_claimed_job =
-    "SELECT " JOBSCHED_JOB_COLUMNS ", claim_token FROM job WHERE id = ?2";
+    "SELECT " JOBSCHED_JOB_COLUMNS_WITH("NULL") ", claim_token FROM job WHERE id = ?2";
+// A claimed job's payload, read once the claim committed: a big one is read without
+// holding the write lock, so that it neither delays other writers nor eats the lease.
+inline constexpr const char* select_payload = "SELECT " JOBSCHED_PAYLOAD " FROM job WHERE id = ?2";
 // Whether any job is abandoned, asked before marking them: an UPDATE that may change many
 // rows inside a transaction opens a statement journal (an allocation of some 160 KiB here,
 // and a savepoint) even when no row matches; a SELECT does not.
@@ -336,6 +340,7 @@ inline constexpr const char* set_job_states =
 #undef JOBSCHED_FREE_STATE
 #undef JOBSCHED_FREE
 #undef JOBSCHED_JOB_COLUMNS
+#undef JOBSCHED_JOB_COLUMNS_WITH
 #undef JOBSCHED_PAYLOAD
 #undef JOBSCHED_LEASE_RAN_OUT
 #undef JOBSCHED_ABANDONED

@@ -52,11 +52,12 @@ struct ReadStatements {
         unexpired_moved_out(db, prepared(sql::unexpired_moved_out, views)),
         live_leases(db, prepared(sql::live_leases, views)),
         select_failed_jobs(db, prepared(sql::select_failed_jobs, views)),
+        select_payload(db, prepared(sql::select_payload, views)),
         data_version(db, prepared(sql::data_version, views)),
         begin_read(db, "BEGIN"),
         end_read(db, "COMMIT") {}
   Statement select_job, count_pending_jobs, lagging_for_writes, lagging_for_reads, first_in_start_order, first_available, first_available_in_queue, available_in_claim_order,
-      available_in_queue_in_claim_order, next_queue, next_priority, first_due_in_level, first_free_in_level, unexpired_moved_out, live_leases, select_failed_jobs, data_version;
+      available_in_queue_in_claim_order, next_queue, next_priority, first_due_in_level, first_free_in_level, unexpired_moved_out, live_leases, select_failed_jobs, select_payload, data_version;
   Statement begin_read, end_read;  // a ReadTransaction
 };
 

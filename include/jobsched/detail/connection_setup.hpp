@@ -48,10 +48,8 @@ class BusyWait {
     const auto waited = now - first_try_;
     if (waited >= timeout_)
       return 0;
-    // From 50 us, doubling up to 6.4 ms: most write transactions take well under a
-    // millisecond, so a first pause of a whole one made every wait for a lock a long one.
     const std::chrono::steady_clock::duration pause =
-        std::chrono::microseconds(50) * (1 << std::min(tries, 7));
+        std::chrono::milliseconds(1) * (1 << std::min(tries, 3));
     std::this_thread::sleep_for(
         std::min<std::chrono::steady_clock::duration>(pause, timeout_ - waited));
     return 1;

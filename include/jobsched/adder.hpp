@@ -102,10 +102,14 @@ class Adder {
         jobs.push_back(std::move(pending.job));
       try {
         std::vector<Job> added = scheduler_.add_jobs(std::move(jobs));
+        {
+          // Counted before any add returns, so that its caller sees its own commit counted.
+          const std::lock_guard<std::mutex> counting(mutex_);
+          ++commits_;
+        }
         for (std::size_t i = 0; i < batch.size(); ++i)
           batch[i].added.set_value(std::move(added[i]));
         lock.lock();
-        ++commits_;
       } catch (...) {
         const std::exception_ptr error = std::current_exception();
         for (Pending& pending : batch)

@@ -8,6 +8,7 @@
 
 #include <jobsched/jobsched.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -81,6 +82,32 @@ void every_scheduler_call(jobsched::Scheduler& s) {
   expect(claimed && s.complete(claimed->claim, at(t + 5.5)), "complete");
   expect(s.get_job(failing.id, at(t + 6))->is_completed(), "completed");
   expect(s.delete_failed_jobs(at(t + 6)) == 0, "delete_failed_jobs");
+  // Batches.
+  std::vector<jobsched::NewJob> batch;
+  for (int i = 0; i < 3; ++i) {
+    jobsched::JobOptions due;
+    due.created_at = at(t - 50 + i);
+    batch.push_back(jobsched::NewJob{jobsched::Payload("batch " + std::to_string(i)), due});
+  }
+  const std::vector<jobsched::Job> added = s.add_jobs(batch);
+  expect(added.size() == 3 && added[2].data == jobsched::Payload("batch 2"), "add_jobs");
+  const std::vector<jobsched::ClaimedJob> claims = s.claim_jobs(3, Seconds{30}, at(t + 7));
+  expect(claims.size() == 3 && claims[0].job.id == added[0].id, "claim_jobs");
+  if (claims.size() == 3) {
+    expect(s.complete_all({claims[0].claim}, at(t + 8)) == std::vector<bool>{true},
+           "complete_all");
+    expect(s.fail_all({jobsched::ClaimFailure{claims[1].claim, "no"}}, at(t + 8)) ==
+               std::vector<bool>{true},
+           "fail_all");
+    expect(s.release_all({claims[2].claim, claims[0].claim}, at(t + 8)) ==
+               std::vector<bool>{true, false},
+           "release_all");
+  }
+  // The released job, and the failed one back after its backoff (at most 1 s).
+  const std::vector<jobsched::ClaimedJob> again = s.claim_jobs(5, Seconds{30}, {""}, at(t + 9));
+  expect(again.size() == 2, "claim_jobs(queues)");
+  for (const jobsched::ClaimedJob& job : again)
+    expect(s.complete(job.claim, at(t + 9)), "complete after claim_jobs");
   expect(s.data_version() > 0, "data_version");
   expect(s.schema_version() == jobsched::current_schema_version && !s.needs_upgrade(),
          "schema_version");
@@ -131,6 +158,11 @@ int main(int argc, char** argv) {
       expect(reader.read_only() && reader.count_pending_jobs() == 0, "read_only");
     }
     worker_runs_a_job(path);
+    {
+      jobsched::Adder adder(path);
+      const jobsched::Job job = adder.add("through the adder");
+      expect(job.id > 0 && adder.commits() == 1, "Adder::add");
+    }
   } catch (const jobsched::Error& error) {
     std::fprintf(stderr, "every_call: %s\n", error.what());
     return 1;

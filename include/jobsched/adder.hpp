@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -88,11 +89,17 @@ class Adder {
   // The committing thread: takes every add waiting, commits them in one add_jobs, answers
   // each; meanwhile the next adds wait, to share the next commit.
   void run() {
+    std::size_t last_batch = 1;
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       changed_.wait(lock, [&] { return !pending_.empty() || stopping_; });
       if (pending_.empty())
         return;  // stopping, nothing left
+      // The threads answered by the last commit come back one by one: wait a moment (far
+      // less than a commit) for as many as that commit carried, so that they share the next.
+      changed_.wait_for(lock, std::chrono::microseconds(200),
+                        [&] { return pending_.size() >= last_batch || stopping_; });
+      last_batch = pending_.size();
       std::vector<Pending> batch;
       batch.swap(pending_);
       lock.unlock();

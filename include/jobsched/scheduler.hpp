@@ -484,9 +484,13 @@ class Scheduler {
       claimed.push_back(ClaimedJob{std::move(job), Claim{best->id, token, from_unix_seconds(until)}});
     }
     transaction.commit();
-    // The payloads, after the commit (a job deleted meanwhile keeps none).
+    // The payloads, after the commit, so that reading a big one neither holds the write lock
+    // nor delays the commit the lease counts from (a job deleted meanwhile keeps none); for a
+    // batch, in one read transaction rather than one each.
     if (!claimed.empty()) {
-      const detail::ReadTransaction snapshot = read_transaction();
+      std::optional<detail::ReadTransaction> snapshot;
+      if (claimed.size() > 1)
+        snapshot.emplace(db(), reads().begin_read, reads().end_read);
       for (ClaimedJob& job : claimed) {
         detail::Run run(reads().select_payload);
         run.bind(2, job.job.id);

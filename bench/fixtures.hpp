@@ -157,8 +157,12 @@ inline void fill(const Db& db, long n) {
 // The kept file of n jobs in this schema, built on first use (WAL, checkpointed, so the
 // main file alone is the whole database and can be copied).
 inline std::filesystem::path stored_jobs(Schema schema, long n) {
+  // Named by the schema version this build writes, so that a file kept from an older build
+  // (whose rows lack what the current version stores) is never measured again.
   const std::filesystem::path path =
-      data_dir() / (std::string(name(schema)) + "-" + std::to_string(n) + ".db");
+      data_dir() / (std::string(name(schema)) + "-v" +
+                    std::to_string(jobsched::current_schema_version) + "-" + std::to_string(n) +
+                    ".db");
   if (std::filesystem::exists(path))
     return path;
   const std::filesystem::path partial = path.string() + ".partial";

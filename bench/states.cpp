@@ -101,8 +101,10 @@ std::vector<State> states() {
       {"30% expired long ago",
        [](const Db& db, long n) {
          insert_jobs(db, n, true, no_priority, default_queue);
-         // Moved out (state 5) by the writes since they expired.
-         db.exec("UPDATE job SET expires_at = starts_at + 1, state = 5 WHERE id % 10 < 3");
+         // Moved out (state 5) by the writes since they expired: jobs that started at least
+         // a minute ago and expired a second after.
+         db.exec(("UPDATE job SET expires_at = starts_at + 1, state = 5 WHERE id % 10 < 3"
+                  " AND starts_at <= " + std::to_string(now_seconds - 60)).c_str());
          return now_seconds;
        }},
       {"90% locked",

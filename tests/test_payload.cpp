@@ -388,3 +388,22 @@ TEST_CASE("Payload equality compares storage class as well as content", "[payloa
     }
   }
 }
+
+TEST_CASE("a payload left by a job deleted by hand never shows in a new job under its id") {
+  jobsched_test::TempFile file("payload-orphan");
+  for (const std::string& path : {file.path(), std::string(":memory:")}) {
+    INFO("database: " << path);
+    Scheduler scheduler = Scheduler::open(path);
+    scheduler.add_job("old one");
+    scheduler.add_job(jobsched::Payload("old two"));
+    // A host empties the table by hand, ids and all, and leaves the payloads behind.
+    jobsched_test::exec_raw(scheduler.handle(),
+                            "DELETE FROM job; DELETE FROM sqlite_sequence WHERE name = 'job'");
+    const jobsched::Job with_data = scheduler.add_job("new one");
+    const jobsched::Job without_data = scheduler.add_job(jobsched::Payload());
+    CHECK(with_data.id == 1);
+    CHECK(without_data.id == 2);
+    CHECK(scheduler.get_job(1)->data == jobsched::Payload("new one"));
+    CHECK(scheduler.get_job(2)->data.is_null());
+  }
+}

@@ -178,13 +178,10 @@ std::vector<Expected> statements() {
       {"fail_for_good", sql::fail_for_good, held, {by_id}},
       {"retry_job", sql::retry_job, {integer(1)}, {by_id}},
       {"move_free_job", sql::move_free_job, {integer(1)}, {by_id}},
-      {"fail_abandoned_job", sql::fail_abandoned_job, {integer(1)}, {by_id}},
-      {"move_expired_last_lease", sql::move_expired_last_lease, {integer(1)}, {by_id}},
       // A claim's upkeep.
       {"due_scheduled", sql::due_scheduled, {moves}, {"ix_job_start_order"}},
       {"expired_free", sql::expired_free, {moves}, {"ix_job_expiry"}},
       {"ran_out_leases", sql::ran_out_leases, {moves}, {"ix_job_leases"}},
-      {"ran_out_last_leases", sql::ran_out_last_leases, {moves}, {"ix_job_leases"}},
       {"any_abandoned_job", sql::any_abandoned_job, {}, {"ix_job_leases"}},
       {"fail_abandoned_jobs", sql::fail_abandoned_jobs, {}, {"ix_job_leases"}},
       // Deleting many.

@@ -448,6 +448,7 @@ class Scheduler {
     detail::WriteTransaction transaction(db(), &write.transaction);
     const double at = checked_now(now);
     const double until = lease_end(at, lease);
+    fail_abandoned_jobs(at);
     const detail::Lag lag = move_on(at, limit);
     detail::JobOrder order(reads(), at, options_.retry.max_attempts, lag);
     std::vector<ClaimedJob> claimed;

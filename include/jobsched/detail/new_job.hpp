@@ -47,7 +47,8 @@ inline Job insert_job(sqlite3* db, WriteStatements& write, Payload data,
   }
   Job job;
   job.id = sqlite3_last_insert_rowid(db);
-  if (data.storage_class() != StorageClass::null) {
+  {
+    // A NULL payload too: a row left by a job deleted by hand under this id gives way.
     Run run(write.insert_payload);
     run.bind(2, job.id);
     bind_payload(run, 3, data);

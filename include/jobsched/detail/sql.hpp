@@ -62,7 +62,7 @@ inline constexpr int moves_per_write = 1;
 // by hand (a claim rewrites its row, so a payload kept there would be copied by every claim).
 #define JOBSCHED_PAYLOAD "coalesce(data, (SELECT data FROM job_payload WHERE job_id = job.id))"
 // A job's columns, an abandoned job shown as its row will be once marked (see
-// fail_abandoned_job), so that a job's state is one function of its row and now.
+// fail_abandoned_jobs), so that a job's state is one function of its row and now.
 #define JOBSCHED_JOB_COLUMNS_WITH(PAYLOAD)                               \
   "id, " PAYLOAD ", created_at, starts_at, expires_at, completed_at,"   \
   " CASE WHEN " JOBSCHED_ABANDONED                                      \
@@ -100,8 +100,10 @@ inline constexpr const char* insert_job =
     "INSERT INTO job (created_at, starts_at, expires_at, priority, queue, max_attempts,"
     " backoff_initial, backoff_max, state) VALUES (?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
     " CASE WHEN ?5 <= ?1 THEN 5 WHEN ?4 <= ?1 THEN 1 ELSE 0 END)";
+// OR REPLACE: a row left by a job deleted by hand (without its payload) under an id used
+// again (its sqlite_sequence reset) gives way.
 inline constexpr const char* insert_payload =
-    "INSERT INTO job_payload (job_id, data) VALUES (?2, ?3)";
+    "INSERT OR REPLACE INTO job_payload (job_id, data) VALUES (?2, ?3)";
 inline constexpr const char* select_job = "SELECT " JOBSCHED_JOB_COLUMNS " FROM job WHERE id = ?2";
 // Completing ends any lock or claim, and a failure: the job is completed, whatever it was.
 // A job completed again keeps its first completion time.
@@ -243,19 +245,9 @@ inline constexpr const char* expired_free =
 inline constexpr const char* ran_out_leases =
     "SELECT id FROM job WHERE lease_until IS NOT NULL AND state = 2 AND lease_until <= ?1"
     " ORDER BY lease_until LIMIT ?2";
-inline constexpr const char* ran_out_last_leases =
-    "SELECT id FROM job WHERE lease_until IS NOT NULL AND state = 3 AND lease_until <= ?1"
-    " ORDER BY lease_until LIMIT ?2";
 // A free job (scheduled, available, or its lease run out) to the state it is in at ?1.
 inline constexpr const char* move_free_job =
     "UPDATE job SET state = " JOBSCHED_FREE_STATE("starts_at") " WHERE id = ?2";
-// A last attempt whose lease ran out: failed at its lease end, or expired if it expired
-// first.
-inline constexpr const char* fail_abandoned_job =
-    "UPDATE job SET failed_at = lease_until, state = 7, " JOBSCHED_LET_GO
-    ", last_error = " JOBSCHED_LEASE_RAN_OUT " WHERE id = ?2 AND " JOBSCHED_ABANDONED;
-inline constexpr const char* move_expired_last_lease =
-    "UPDATE job SET state = 5 WHERE id = ?2 AND state = 3";
 
 // ---- Claims ----------------------------------------------------------------------------
 // No RETURNING: inside a transaction, an UPDATE ... RETURNING opens a statement journal

@@ -81,10 +81,7 @@ struct WriteStatements {
         due_scheduled(db, sql::due_scheduled),
         expired_free(db, sql::expired_free),
         ran_out_leases(db, sql::ran_out_leases),
-        ran_out_last_leases(db, sql::ran_out_last_leases),
         move_free_job(db, sql::move_free_job),
-        fail_abandoned_job(db, sql::fail_abandoned_job),
-        move_expired_last_lease(db, sql::move_expired_last_lease),
         claim_job(db, sql::claim_job),
         select_claimed_job(db, sql::select_claimed_job),
         any_abandoned_job(db, sql::any_abandoned_job),
@@ -97,7 +94,7 @@ struct WriteStatements {
         fail_for_good(db, sql::fail_for_good),
         retry_job(db, sql::retry_job),
         transaction(db) {}
-  Statement insert_job, insert_payload, complete_job, delete_job, delete_payload, delete_completed_payloads, delete_completed_jobs, delete_expired_payloads, delete_expired_jobs, delete_failed_payloads, delete_failed_jobs, lock_job, unlock_job, lock_job_by_id, due_scheduled, expired_free, ran_out_leases, ran_out_last_leases, move_free_job, fail_abandoned_job, move_expired_last_lease, claim_job, select_claimed_job, any_abandoned_job, fail_abandoned_jobs, complete_claim, extend_claim, release_claim, select_claimed, retry_later, fail_for_good, retry_job;
+  Statement insert_job, insert_payload, complete_job, delete_job, delete_payload, delete_completed_payloads, delete_completed_jobs, delete_expired_payloads, delete_expired_jobs, delete_failed_payloads, delete_failed_jobs, lock_job, unlock_job, lock_job_by_id, due_scheduled, expired_free, ran_out_leases, move_free_job, claim_job, select_claimed_job, any_abandoned_job, fail_abandoned_jobs, complete_claim, extend_claim, release_claim, select_claimed, retry_later, fail_for_good, retry_job;
   TransactionStatements transaction;
 };
 

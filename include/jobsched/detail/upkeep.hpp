@@ -2,7 +2,8 @@
 #pragma once
 
 // The upkeep every claim and add does on its way: jobs whose stored state lags behind now
-// (scheduled jobs that came due, free jobs that expired, leases that ran out) are moved on,
+// (scheduled jobs that came due, free jobs that expired, leases with attempts left that ran
+// out) are moved on, unseen by any call,
 // at most sql::moves_per_write of each kind for each job the write adds or claims, oldest
 // first, so that each job is moved once and no write does unbounded work. See the states in detail/sql.hpp.
 
@@ -25,7 +26,7 @@ namespace jobsched::detail {
 inline Lag move_on(ReadStatements& reads, WriteStatements& writes, double at,
                    std::size_t jobs = 1) {
   Lag lag = LagTimes::read(reads.lagging_for_writes, true).at(at);
-  if (!lag.due_scheduled && !lag.expired && !lag.ran_out_lease && !lag.ran_out_last_lease)
+  if (!lag.due_scheduled && !lag.expired && !lag.ran_out_lease)
     return lag;
   const std::int64_t limit =
       std::int64_t{sql::moves_per_write} * static_cast<std::int64_t>(std::max<std::size_t>(jobs, 1));
@@ -54,18 +55,9 @@ inline Lag move_on(ReadStatements& reads, WriteStatements& writes, double at,
     lag.expired = move(writes.expired_free, move_free);
   if (lag.ran_out_lease)
     lag.ran_out_lease = move(writes.ran_out_leases, move_free);
-  if (lag.ran_out_last_lease) {
-    // Failed at its lease end, or expired if it expired first.
-    lag.ran_out_last_lease = move(writes.ran_out_last_leases, [&](std::int64_t id) {
-      Run fail(writes.fail_abandoned_job);
-      fail.bind(1, at).bind(2, id);
-      if (fail.execute() == 0) {
-        Run expire(writes.move_expired_last_lease);
-        expire.bind(2, id);
-        expire.execute();
-      }
-    });
-  }
+  // Leases run out on a last attempt are not moved here: marking an abandoned job failed is
+  // seen by every call (its row keeps it failed even for a clock set back), so claims mark
+  // them all, as before version 5 (Scheduler::fail_abandoned_jobs).
   return lag;
 }
 

@@ -61,6 +61,7 @@ struct Expected {
   std::vector<Param> params;
   std::vector<const char*> must_use;  // index names, or "INTEGER PRIMARY KEY"
   bool may_sort = false;
+  bool lists_schedules = false;  // reads every schedule, by name
 };
 
 std::vector<std::string> plan_of(sqlite3* db, const Expected& statement) {
@@ -92,6 +93,7 @@ std::vector<std::string> plan_of(sqlite3* db, const Expected& statement) {
 }
 
 constexpr const char* by_id = "INTEGER PRIMARY KEY";
+constexpr const char* schedule_by_name = "sqlite_autoindex_schedule_1";
 
 std::vector<Expected> statements() {
   namespace sql = jobsched::detail::sql;
@@ -109,8 +111,12 @@ std::vector<Expected> statements() {
       {"lagging_for_writes",
        sql::lagging_for_writes,
        {},
-       {"ix_job_start_order", "ix_job_leases", "ix_job_expiry", "ix_job_expired"}},
-      {"lagging_for_reads", sql::lagging_for_reads, {}, {"ix_job_leases", "ix_job_expired"}},
+       {"ix_job_start_order", "ix_job_leases", "ix_job_expiry", "ix_job_expired",
+        "ix_schedule_due"}},
+      {"lagging_for_reads",
+       sql::lagging_for_reads,
+       {},
+       {"ix_job_leases", "ix_job_expired", "ix_schedule_due"}},
       {"first_in_start_order (scheduled)",
        sql::first_in_start_order,
        {integer(0)},
@@ -200,6 +206,16 @@ std::vector<Expected> statements() {
        {"ix_job_expired", "ix_job_expiry"}},
       {"delete_failed_payloads", sql::delete_failed_payloads, {}, {"ix_job_failed"}},
       {"delete_failed_jobs", sql::delete_failed_jobs, {}, {"ix_job_failed"}},
+      {"select_schedule", sql::select_schedule, {text("s")}, {schedule_by_name}},
+      {"select_schedules", sql::select_schedules, {}, {schedule_by_name}, false, true},
+      {"due_schedules", sql::due_schedules, {integer(16)}, {"ix_schedule_due"}},
+      {"update_schedule", sql::update_schedule, {text("s")}, {schedule_by_name}},
+      {"set_schedule_firings", sql::set_schedule_firings, {text("s")}, {schedule_by_name}},
+      {"set_schedule_paused", sql::set_schedule_paused, {text("s")}, {schedule_by_name}},
+      {"set_schedule_error", sql::set_schedule_error, {text("s")}, {schedule_by_name}},
+      {"delete_schedule", sql::delete_schedule, {text("s")}, {schedule_by_name}},
+      {"select_firing", sql::select_firing, {text("s"), real(kNow)}, {"ix_job_firing"}},
+      {"withdraw_firing", sql::withdraw_firing, {integer(1), text("s")}, {by_id}},
   };
 }
 
@@ -213,6 +229,8 @@ void check_plans(sqlite3* db) {
       CHECK_FALSE(mentions(plan, "TEMP B-TREE"));
     CHECK_FALSE(scans_job_without_index(plan));
     CHECK_FALSE(mentions(plan, "SCAN job_payload"));
+    if (!statement.lists_schedules)
+      CHECK_FALSE(mentions(plan, "SCAN schedule"));
     for (const char* index : statement.must_use)
       CHECK(mentions(plan, index));
   }
@@ -248,6 +266,14 @@ void add_jobs_in_every_state(jobsched::Scheduler& scheduler, int count) {
     REQUIRE(claimed);
     if (i % 5 == 0)
       scheduler.fail(claimed->claim, "e", at);
+  }
+  // Schedules, paused and not, due and not.
+  for (int i = 0; i < 50; ++i) {
+    const std::string name = "s" + std::to_string(i);
+    scheduler.put_schedule(name, jobsched::Rule::every(Seconds{60.0 + i}), {},
+                           jobsched::from_unix_seconds(kNow - 100 * i));
+    if (i % 4 == 0)
+      scheduler.pause_schedule(name, jobsched::from_unix_seconds(kNow - 100 * i));
   }
 }
 

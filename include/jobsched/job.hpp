@@ -10,6 +10,18 @@
 
 namespace jobsched {
 
+/// The firing a schedule made a job for: the schedule's name, and the time the firing was
+/// due (a job made late, after downtime, starts later than this).
+struct Firing {
+  std::string schedule;
+  TimePoint at{};
+
+  friend bool operator==(const Firing& a, const Firing& b) noexcept {
+    return a.schedule == b.schedule && a.at == b.at;
+  }
+  friend bool operator!=(const Firing& a, const Firing& b) noexcept { return !(a == b); }
+};
+
 /// A job as stored: plain data, copyable, with no link back to the scheduler.
 struct Job {
   std::int64_t id = 0;
@@ -40,6 +52,8 @@ struct Job {
   int priority = 0;
   /// The queue the job is in; "" is the default queue.
   std::string queue;
+  /// For a job a schedule made, the firing it runs; empty for a job added.
+  std::optional<Firing> firing;
 
   bool is_completed() const noexcept { return completed_at.has_value(); }
   bool is_failed() const noexcept { return failed_at.has_value(); }
@@ -59,7 +73,8 @@ struct Job {
            a.lease_until == b.lease_until && a.attempts == b.attempts &&
            a.max_attempts == b.max_attempts && a.initial_backoff == b.initial_backoff &&
            a.max_backoff == b.max_backoff && a.last_error == b.last_error &&
-           a.failed_at == b.failed_at && a.priority == b.priority && a.queue == b.queue;
+           a.failed_at == b.failed_at && a.priority == b.priority && a.queue == b.queue &&
+           a.firing == b.firing;
   }
   friend bool operator!=(const Job& a, const Job& b) noexcept { return !(a == b); }
 };

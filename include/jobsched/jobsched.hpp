@@ -11,8 +11,11 @@
 #include "options.hpp"
 #include "payload.hpp"
 #include "retry.hpp"
+#include "rule.hpp"
+#include "schedule.hpp"
 #include "scheduler.hpp"
 #include "time.hpp"
+#include "time_zone.hpp"
 #include "worker.hpp"
 
 #define JOBSCHED_VERSION_MAJOR 0

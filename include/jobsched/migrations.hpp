@@ -16,7 +16,7 @@ namespace jobsched {
 
 /// The schema version this build writes. Files at versions -1 (empty) to 2, written by the
 /// original Python scheduler and its successor, and 3 (ours), are upgraded to it on open.
-inline constexpr int current_schema_version = 5;
+inline constexpr int current_schema_version = 6;
 
 namespace detail {
 
@@ -107,6 +107,21 @@ inline constexpr Migration migrations[] = {
      " WHERE state < 5 AND expires_at IS NOT NULL;"
      "CREATE INDEX ix_job_expired ON job (expires_at) WHERE state = 5;"
      "CREATE INDEX ix_job_completed ON job (completed_at) WHERE state = 6;"},
+    // Recurring schedules (detail/firing.hpp): each schedule's next firing is made ahead, as
+    // a job, and the schedule is due once that firing is; a job made by a schedule names it
+    // and its fire time, at most one job per firing.
+    {6,
+     "CREATE TABLE schedule (name TEXT PRIMARY KEY NOT NULL, rule TEXT NOT NULL,"
+     " misfire INTEGER NOT NULL, catch_up_limit INTEGER NOT NULL, data, queue TEXT NOT NULL,"
+     " priority INTEGER NOT NULL, expires_after REAL, max_attempts INTEGER,"
+     " backoff_initial REAL, backoff_max REAL, paused INTEGER NOT NULL DEFAULT 0,"
+     " made_through REAL, ahead_at REAL, ahead_job INTEGER, error TEXT,"
+     " created_at REAL NOT NULL, updated_at REAL NOT NULL);"
+     "CREATE INDEX ix_schedule_due ON schedule (ahead_at)"
+     " WHERE paused = 0 AND ahead_at IS NOT NULL;"
+     "ALTER TABLE job ADD COLUMN schedule TEXT;"
+     "ALTER TABLE job ADD COLUMN fire_at REAL;"
+     "CREATE UNIQUE INDEX ix_job_firing ON job (schedule, fire_at) WHERE schedule IS NOT NULL;"},
 };
 static_assert(sizeof migrations / sizeof migrations[0] == current_schema_version + 1);
 
@@ -144,8 +159,8 @@ inline int read_schema_version(sqlite3* db) {
   return static_cast<int>(version);
 }
 
-// For a read-only scheduler on a file at an older version: temporary views named `job` and
-// `job_payload`, which SQLite finds before main's tables, show the old table with the columns
+// For a read-only scheduler on a file at an older version: temporary views named `job`,
+// `schedule` and (before version 5) `job_payload`, which SQLite finds before main's tables, show the old table with the columns
 // it lacks at their defaults (no lease, no attempt, the default queue, each job's state from
 // its columns, `default_max_attempts` deciding a last attempt), so that every read works
 // unchanged. They live in the connection's temporary database: nothing is written to the
@@ -156,7 +171,11 @@ inline void show_as_current(sqlite3* db, int version, int default_max_attempts) 
                               " NULL AS expires_at, NULL AS completed_at"
                             : "id, data, created_at, starts_at, expires_at, completed_at";
   columns += version >= 2 ? ", locked_at" : ", NULL AS locked_at";
-  if (version >= 4) {
+  if (version >= 5) {
+    columns +=
+        ", lease_until, claim_token, attempts, max_attempts, backoff_initial, backoff_max,"
+        " last_error, failed_at, priority, queue, state";
+  } else if (version >= 4) {
     columns +=
         ", lease_until, claim_token, attempts, max_attempts, backoff_initial, backoff_max,"
         " last_error, failed_at, priority, queue, CASE WHEN completed_at IS NOT NULL THEN 6"
@@ -174,11 +193,20 @@ inline void show_as_current(sqlite3* db, int version, int default_max_attempts) 
     if (version < 0)
       columns = columns.substr(0, columns.find(", CASE WHEN")) + ", 0 AS state";
   }
+  columns += ", NULL AS schedule, NULL AS fire_at";
   const std::string view =
       "CREATE TEMP VIEW job AS SELECT " + columns + (version < 0 ? " LIMIT 0" : " FROM main.job");
   exec(db, view.c_str());
-  // Every payload is in the old rows, which the view shows.
-  exec(db, "CREATE TEMP VIEW job_payload AS SELECT NULL AS job_id, NULL AS data LIMIT 0");
+  // No schedules before version 6.
+  exec(db,
+       "CREATE TEMP VIEW schedule AS SELECT NULL AS name, NULL AS rule, NULL AS misfire,"
+       " NULL AS catch_up_limit, NULL AS data, NULL AS queue, NULL AS priority,"
+       " NULL AS expires_after, NULL AS max_attempts, NULL AS backoff_initial,"
+       " NULL AS backoff_max, NULL AS paused, NULL AS made_through, NULL AS ahead_at,"
+       " NULL AS ahead_job, NULL AS error, NULL AS created_at, NULL AS updated_at LIMIT 0");
+  // Before version 5 every payload is in the old rows, which the view shows.
+  if (version < 5)
+    exec(db, "CREATE TEMP VIEW job_payload AS SELECT NULL AS job_id, NULL AS data LIMIT 0");
 }
 
 // Brings the schema to the current version in one write transaction (joined through a

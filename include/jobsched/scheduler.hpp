@@ -27,11 +27,14 @@
 #include "detail/transaction.hpp"
 #include "detail/upkeep.hpp"
 #include "detail/validate.hpp"
+#include "detail/firing.hpp"
 #include "detail/wake.hpp"
 #include "error.hpp"
 #include "job.hpp"
 #include "migrations.hpp"
 #include "options.hpp"
+#include "rule.hpp"
+#include "schedule.hpp"
 #include "time.hpp"
 
 namespace jobsched {
@@ -162,6 +165,7 @@ class Scheduler {
   /// The pending, unlocked job with the earliest start (then the lowest id), due or not.
   std::optional<Job> next_job(std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
+    make_due_firings(at);
     const detail::ReadTransaction snapshot = read_transaction();
     const std::optional<detail::Candidate> next = order(at).first_in_start_order(nullptr);
     return next ? job_by_id(next->id, at) : std::nullopt;
@@ -173,6 +177,7 @@ class Scheduler {
   /// pending but locked ones.
   std::optional<JobDelay> seconds_until_next_job(std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
+    make_due_firings(at);
     const detail::ReadTransaction snapshot = read_transaction();
     return detail::delay_until(order(at).first_due(nullptr), at);
   }
@@ -182,6 +187,7 @@ class Scheduler {
                                                  std::optional<TimePoint> now = std::nullopt) {
     check_queues(queues);
     const double at = checked_now(now);
+    make_due_firings(at);
     const detail::ReadTransaction snapshot = read_transaction();
     return detail::delay_until(order(at).first_due(&queues), at);
   }
@@ -403,6 +409,73 @@ class Scheduler {
     return deleted;
   }
 
+  /// Creates the schedule `name`, or updates it to `rule` and `options`; putting the same
+  /// definition again changes nothing, so a program may declare its schedules at every start.
+  /// The next firing is made at once, as a job that starts at the fire time (an update makes
+  /// it again, unless it was claimed). A paused schedule stays paused. Returns it as stored.
+  Schedule put_schedule(const std::string& name, const Rule& rule,
+                        const ScheduleOptions& options = {},
+                        std::optional<TimePoint> now = std::nullopt) {
+    detail::check_schedule_name(name);
+    detail::check_schedule_options(options);
+    const double at = checked_now(now);
+    {
+      detail::WriteTransaction transaction(db(), &writes().transaction);
+      detail::Firings firings = firing_maker();
+      const std::optional<detail::StoredSchedule> old =
+          detail::find_schedule(schedule_statements(), name);
+      if (!old) {
+        firings.create(name, rule, options, at);
+      } else if (!old->rule || *old->rule != rule || !detail::same_options(old->options, options)) {
+        firings.redefine(*old, rule, options, at);
+      }
+      transaction.commit();
+    }
+    return *get_schedule(name);
+  }
+
+  /// The schedule named `name`; empty when there is none. SchemaError when its stored rule
+  /// is not one this build reads.
+  std::optional<Schedule> get_schedule(const std::string& name) {
+    const std::optional<detail::StoredSchedule> stored =
+        detail::find_schedule(schedule_statements(), name);
+    if (!stored)
+      return std::nullopt;
+    return stored->to_schedule();
+  }
+
+  /// Every schedule, by name.
+  std::vector<Schedule> schedules() { return detail::all_schedules(schedule_statements()); }
+
+  /// Stops the schedule making firings (its firing made ahead is taken back unless claimed)
+  /// until resumed. False when there is no such schedule.
+  bool pause_schedule(const std::string& name, std::optional<TimePoint> now = std::nullopt) {
+    return change_schedule(name, now, [](detail::Firings& firings,
+                                         const detail::StoredSchedule& schedule, double at) {
+      if (!schedule.paused)
+        firings.pause(schedule, at);
+    });
+  }
+
+  /// Starts a paused schedule again from now: the firings that fell due while it was paused
+  /// are not made. False when there is no such schedule.
+  bool resume_schedule(const std::string& name, std::optional<TimePoint> now = std::nullopt) {
+    return change_schedule(name, now, [](detail::Firings& firings,
+                                         const detail::StoredSchedule& schedule, double at) {
+      if (schedule.paused)
+        firings.resume(schedule, at);
+    });
+  }
+
+  /// Deletes the schedule, and its firing made ahead unless claimed; the jobs it made before
+  /// stay. False when there is no such schedule.
+  bool delete_schedule(const std::string& name, std::optional<TimePoint> now = std::nullopt) {
+    return change_schedule(name, now, [](detail::Firings& firings,
+                                         const detail::StoredSchedule& schedule, double at) {
+      firings.remove(schedule, at);
+    });
+  }
+
   /// A number that changes whenever another connection commits to the file: a cheap way
   /// to notice their new jobs (SQLite's `PRAGMA data_version`).
   std::int64_t data_version() {
@@ -550,9 +623,54 @@ class Scheduler {
       detail::WakeHub::instance().job_added(file_);
   }
 
-  // Moves on the jobs whose stored state lags behind `at` (see detail/upkeep.hpp).
+  // Moves on the jobs whose stored state lags behind `at` (see detail/upkeep.hpp), and
+  // makes the next firings of up to `jobs` schedules that are due (detail/firing.hpp).
   detail::Lag move_on(double at, std::size_t jobs = 1) {
-    return detail::move_on(reads(), writes(), at, jobs);
+    const detail::Lag lag = detail::move_on(reads(), writes(), at, jobs);
+    if (lag.schedule_due)
+      firing_maker().make_due(at, jobs);
+    return lag;
+  }
+
+  // For next_job and seconds_until_next_job: makes the firings after those due, so that a
+  // caller that only reads sees each schedule's next firing. A write of its own, skipped
+  // when the scheduler is read-only or another writer holds the lock (the next call, or the
+  // next claim, makes them).
+  void make_due_firings(double at) {
+    if (read_only() || !read_lag().at(at).schedule_due)
+      return;
+    try {
+      detail::WriteTransaction transaction(db(), &writes().transaction);
+      firing_maker().make_due(at, detail::sql::firings_per_read);
+      transaction.commit();
+    } catch (const BusyError&) {
+    }
+  }
+
+  template <class Change>
+  bool change_schedule(const std::string& name, std::optional<TimePoint> now, Change change) {
+    detail::check_schedule_name(name);
+    const double at = checked_now(now);
+    detail::WriteTransaction transaction(db(), &writes().transaction);
+    const std::optional<detail::StoredSchedule> schedule =
+        detail::find_schedule(schedule_statements(), name);
+    if (!schedule)
+      return false;
+    detail::Firings firings = firing_maker();
+    change(firings, *schedule, at);
+    transaction.commit();
+    return true;
+  }
+
+  detail::ScheduleStatements& schedule_statements() {
+    if (!schedule_statements_)
+      schedule_statements_.emplace(db(), !read_only());
+    return *schedule_statements_;
+  }
+
+  detail::Firings firing_maker() {
+    detail::WriteStatements& write = writes();
+    return detail::Firings(db(), schedule_statements(), write);
   }
 
   // Deletes the jobs (and then their payloads) that `jobs` deletes, in one transaction.
@@ -708,6 +826,7 @@ class Scheduler {
   std::int64_t lag_version_ = 0;
   std::int64_t lag_changes_ = 0;
   detail::Statements statements_;
+  std::optional<detail::ScheduleStatements> schedule_statements_;  // on first use
 };
 
 }  // namespace jobsched

@@ -69,20 +69,21 @@ struct Lag {
   bool expired = false;
   bool unexpired_moved_out = false;
   bool live_lease_moved_on = false;
+  bool schedule_due = false;
 };
 
 // The times that say where the stored states lag, as a write or a read needs them (see
 // sql::lagging_for_writes and sql::lagging_for_reads); empty where no job has one.
 struct LagTimes {
   bool for_writes = false;
-  std::optional<double> times[5];
+  std::optional<double> times[6];
 
   static LagTimes read(const Statement& statement, bool for_writes) {
     Run run(statement);
     run.step();
     LagTimes lag;
     lag.for_writes = for_writes;
-    for (int column = 0; column < 5; ++column) {
+    for (int column = 0; column < 6; ++column) {
       if (run.column_type(column) != SQLITE_NULL)
         lag.times[column] = run.column_double(column);
     }
@@ -93,6 +94,7 @@ struct LagTimes {
     auto at_or_before = [&](int column) { return times[column] && *times[column] <= now; };
     auto after = [&](int column) { return times[column] && *times[column] > now; };
     Lag lag;
+    lag.schedule_due = at_or_before(5);
     if (for_writes) {
       lag.due_scheduled = at_or_before(0);
       lag.ran_out_lease = at_or_before(1);

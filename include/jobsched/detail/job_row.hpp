@@ -77,7 +77,7 @@ inline Payload read_payload(const Run& run, int column) {
 }
 
 // Columns in the order of JOBSCHED_JOB_COLUMNS in detail/sql.hpp.
-inline constexpr int job_columns = 16;
+inline constexpr int job_columns = 18;
 inline Job read_job(const Run& run) {
   Job job;
   job.id = run.column_int64(0);
@@ -100,6 +100,8 @@ inline Job read_job(const Run& run) {
   job.failed_at = read_optional_time(run, 13);
   job.priority = static_cast<int>(run.column_int64(14));
   job.queue = std::string(run.column_text(15));
+  if (run.column_type(16) != SQLITE_NULL)
+    job.firing = Firing{std::string(run.column_text(16)), from_unix_seconds(run.column_double(17))};
   return job;
 }
 

@@ -19,6 +19,10 @@ inline constexpr int default_max_attempts = 20;
 // schedule's orders walk cheaply anyway (a move costs about what a claim costs).
 inline constexpr int moves_per_write = 1;
 
+// How many due schedules next_job and seconds_until_next_job make firings for, at most, in
+// one call (each schedule's due firing is a job already; they make the ones after it).
+inline constexpr int firings_per_read = 16;
+
 // A job's stored state (column `state`), which decides the indexes it is in:
 //   0 scheduled   free, not due when last written
 //   1 available   free, due when last written
@@ -72,7 +76,8 @@ inline constexpr int moves_per_write = 1;
   " attempts, max_attempts, backoff_initial, backoff_max,"              \
   " CASE WHEN " JOBSCHED_ABANDONED " THEN " JOBSCHED_LEASE_RAN_OUT      \
   " ELSE last_error END,"                                               \
-  " CASE WHEN " JOBSCHED_ABANDONED " THEN lease_until ELSE failed_at END, priority, queue"
+  " CASE WHEN " JOBSCHED_ABANDONED " THEN lease_until ELSE failed_at END, priority, queue,"    \
+  " schedule, fire_at"
 #define JOBSCHED_JOB_COLUMNS JOBSCHED_JOB_COLUMNS_WITH(JOBSCHED_PAYLOAD)
 // Not held: not locked, not leased on its last attempt, and any lease run out (a lease that
 // ran out before the last attempt frees its job; a job moved on keeps its lease's end).
@@ -163,19 +168,22 @@ inline constexpr const char* unlock_job =
 // jobs on: the earliest scheduled start, lease ends (with and without attempts left), the
 // earliest expiry of a job in states 0 to 4, the latest expiry moved out (later than ?1 when
 // the clock was set back). For reads: lease ends with attempts left, the latest expiry moved
-// out, and the latest end of a lease whose job was moved on (in states 0, 1 and 5).
+// out, and the latest end of a lease whose job was moved on (in states 0, 1 and 5). Both:
+// the earliest schedule due (its firing made ahead is due: the next one is to be made).
 inline constexpr const char* lagging_for_writes =
     "SELECT (SELECT min(starts_at) FROM job WHERE state = 0),"
     " (SELECT min(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 2),"
     " (SELECT min(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 3),"
     " (SELECT min(expires_at) FROM job WHERE state < 5 AND expires_at IS NOT NULL),"
-    " (SELECT max(expires_at) FROM job INDEXED BY ix_job_expired WHERE state = 5)";
+    " (SELECT max(expires_at) FROM job INDEXED BY ix_job_expired WHERE state = 5),"
+    " (SELECT min(ahead_at) FROM schedule WHERE paused = 0 AND ahead_at IS NOT NULL)";
 inline constexpr const char* lagging_for_reads =
     "SELECT (SELECT min(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 2),"
     " (SELECT max(expires_at) FROM job INDEXED BY ix_job_expired WHERE state = 5),"
     " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 0),"
     " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 1),"
-    " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 5)";
+    " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 5),"
+    " (SELECT min(ahead_at) FROM schedule WHERE paused = 0 AND ahead_at IS NOT NULL)";
 // In next_job's order (start, then id): the first pending free job in state ?2 (0, 1 or 2).
 inline constexpr const char* first_in_start_order =
     "SELECT id, starts_at FROM job" JOBSCHED_BY_START_ORDER " WHERE state = ?2 AND "
@@ -320,6 +328,56 @@ inline constexpr const char* set_job_states =
     "  CASE WHEN attempts >= coalesce(max_attempts, ?2) THEN 3 ELSE 2 END"
     " WHEN locked_at IS NOT NULL THEN 4"
     " ELSE " JOBSCHED_FREE_STATE("starts_at") " END";
+
+// ---- Recurring schedules (detail/firing.hpp) ----------------------------------------------
+// A schedule's next firing is made ahead as a job; the schedule is due once that firing is
+// (ahead_at <= ?1), and the next write or next_job that meets it makes the firing after it.
+#define JOBSCHED_SCHEDULE_COLUMNS                                                         \
+  "name, rule, misfire, catch_up_limit, data, queue, priority, expires_after,"           \
+  " max_attempts, backoff_initial, backoff_max, paused, made_through, ahead_at, ahead_job," \
+  " error"
+#define JOBSCHED_SCHEDULE_DUE "paused = 0 AND ahead_at IS NOT NULL"
+inline constexpr const char* select_schedule =
+    "SELECT " JOBSCHED_SCHEDULE_COLUMNS " FROM schedule WHERE name = ?2";
+inline constexpr const char* select_schedules =
+    "SELECT " JOBSCHED_SCHEDULE_COLUMNS " FROM schedule ORDER BY name";
+// The first ?2 schedules due at ?1, the earliest first.
+inline constexpr const char* due_schedules =
+    "SELECT " JOBSCHED_SCHEDULE_COLUMNS " FROM schedule WHERE " JOBSCHED_SCHEDULE_DUE
+    " AND ahead_at <= ?1 ORDER BY ahead_at LIMIT ?2";
+// ?2 name, ?3 rule, ?4 misfire, ?5 catch-up limit, ?6 payload, ?7 queue, ?8 priority,
+// ?9 expiry after the firing, ?10 attempts, ?11 and ?12 backoffs.
+inline constexpr const char* insert_schedule =
+    "INSERT INTO schedule (name, rule, misfire, catch_up_limit, data, queue, priority,"
+    " expires_after, max_attempts, backoff_initial, backoff_max, created_at, updated_at)"
+    " VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?1, ?1)";
+inline constexpr const char* update_schedule =
+    "UPDATE schedule SET rule = ?3, misfire = ?4, catch_up_limit = ?5, data = ?6, queue = ?7,"
+    " priority = ?8, expires_after = ?9, max_attempts = ?10, backoff_initial = ?11,"
+    " backoff_max = ?12, error = NULL, updated_at = ?1 WHERE name = ?2";
+// ?3 the latest firing made before the next, ?4 the next firing and ?5 its job.
+inline constexpr const char* set_schedule_firings =
+    "UPDATE schedule SET made_through = ?3, ahead_at = ?4, ahead_job = ?5 WHERE name = ?2";
+inline constexpr const char* set_schedule_paused =
+    "UPDATE schedule SET paused = ?3, updated_at = ?1 WHERE name = ?2";
+inline constexpr const char* set_schedule_error =
+    "UPDATE schedule SET error = ?3, updated_at = ?1 WHERE name = ?2";
+inline constexpr const char* delete_schedule = "DELETE FROM schedule WHERE name = ?2";
+// A firing's job: ?2 the schedule, ?3 the fire time, ?4 the start, ?5 the expiry, then as
+// insert_job. OR IGNORE: a job for this firing exists already, and no second is made.
+inline constexpr const char* insert_firing =
+    "INSERT OR IGNORE INTO job (created_at, starts_at, expires_at, priority, queue,"
+    " max_attempts, backoff_initial, backoff_max, schedule, fire_at, state)"
+    " VALUES (?1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?2, ?3, CASE WHEN ?4 <= ?1 THEN 1 ELSE 0 END)";
+inline constexpr const char* select_firing =
+    "SELECT id FROM job WHERE schedule = ?2 AND fire_at = ?3";
+// Takes back a firing made ahead (?2 its job, ?3 the schedule) that nobody has claimed,
+// locked or settled.
+inline constexpr const char* withdraw_firing =
+    "DELETE FROM job WHERE id = ?2 AND schedule = ?3 AND attempts = 0 AND locked_at IS NULL"
+    " AND " JOBSCHED_OPEN;
+#undef JOBSCHED_SCHEDULE_DUE
+#undef JOBSCHED_SCHEDULE_COLUMNS
 
 #undef JOBSCHED_BY_LEASES
 #undef JOBSCHED_BY_CLAIM_ORDER

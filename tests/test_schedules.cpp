@@ -6,7 +6,10 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -16,6 +19,7 @@
 
 #include "catch.hpp"
 #include "support/checks.hpp"
+#include "support/deadline.hpp"
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
@@ -560,4 +564,68 @@ TEST_CASE("a version-5 file reads as it was, and upgrades with every job and pay
     CHECK(*scheduler.get_job(id, at(kT + 2)) == before[static_cast<std::size_t>(id - 1)]);
   scheduler.put_schedule("tick", Rule::every(Seconds{10}), {}, at(kT + 2));
   CHECK(seconds(*scheduler.get_schedule("tick")->next_fire) == kT + 10);
+}
+
+TEST_CASE("a cron schedule in New York fires once a day across both daylight-saving changes",
+          "[schedules][time-zones]") {
+  if (!jobsched::TimeZone::named_zones_supported()) {
+    WARN("this build has no zone database (jobsched::tz): skipped");
+    return;
+  }
+  auto scheduler = Scheduler::open(":memory:");
+  const jobsched::TimeZone new_york = jobsched::TimeZone::named("America/New_York");
+  auto fires_between = [&](const std::string& cron, double from, double to) {
+    scheduler.put_schedule("daily", Rule::cron(cron, new_york), {}, at(from));
+    std::vector<double> fired;
+    for (double now = from; now <= to; now += 600) {
+      for (const double fire : run_due(scheduler, now, "daily"))
+        fired.push_back(fire);
+    }
+    scheduler.delete_schedule("daily", at(to));
+    return fired;
+  };
+  // 2026-03-08: 02:00 EST jumps to 03:00 EDT, so 02:30 does not exist: it runs right after
+  // the jump, at 03:00 EDT (07:00 UTC).
+  CHECK(fires_between("30 2 * * *", 1772798400, 1772798400 + 3.5 * 86400) ==
+        std::vector<double>{1772868600, 1772953200, 1773037800});
+  // 2026-11-01: 02:00 EDT falls back to 01:00 EST, so 01:30 happens twice: it runs once, at
+  // the first (05:30 UTC), then 01:30 EST (06:30 UTC) the next day.
+  CHECK(fires_between("30 1 * * *", 1793361600, 1793361600 + 3.5 * 86400) ==
+        std::vector<double>{1793424600, 1793511000, 1793601000});
+}
+
+TEST_CASE("a Worker runs every firing of a fast schedule once, in order", "[schedules][worker]") {
+  TempFile file("schedule-worker");
+  const double interval = 0.05;
+  const jobsched::TimePoint anchor = jobsched::system_now();
+  {
+    auto scheduler = Scheduler::open(file.path());
+    scheduler.put_schedule("tick", Rule::every(Seconds{interval}, anchor),
+                           with_misfire(Misfire::catch_up, 1000));
+  }
+  std::mutex mutex;
+  std::vector<double> fired;
+  jobsched::WorkerOptions options;
+  options.threads = 2;
+  jobsched::Worker worker(
+      file.path(),
+      [&](const Job& job) {
+        const std::lock_guard<std::mutex> lock(mutex);
+        fired.push_back(seconds(job.firing->at));
+      },
+      options);
+  jobsched_test::require_eventually(
+      jobsched_test::Deadline(std::chrono::seconds(20), "20 firings run by the worker"), [&] {
+        const std::lock_guard<std::mutex> lock(mutex);
+        return fired.size() >= 20;
+      });
+  worker.stop();
+  std::vector<long long> periods;
+  for (const double fire : fired)
+    periods.push_back(std::llround((fire - seconds(anchor)) / interval));
+  std::sort(periods.begin(), periods.end());
+  CAPTURE(periods);
+  for (std::size_t i = 1; i < periods.size(); ++i)
+    CHECK(periods[i] == periods[i - 1] + 1);
+  CHECK(periods.front() == 1);
 }

@@ -108,6 +108,34 @@ void every_scheduler_call(jobsched::Scheduler& s) {
   expect(again.size() == 2, "claim_jobs(queues)");
   for (const jobsched::ClaimedJob& job : again)
     expect(s.complete(job.claim, at(t + 9)), "complete after claim_jobs");
+  // Schedules: declared, fired by a claim, listed, paused, resumed, deleted.
+  {
+    jobsched::ScheduleOptions schedule;
+    schedule.data = jobsched::Payload("tick");
+    schedule.misfire = jobsched::Misfire::catch_up;
+    const jobsched::Schedule made =
+        s.put_schedule("tick", jobsched::Rule::every(Seconds{10}, at(t)), schedule, at(t + 9));
+    expect(made.next_fire == at(t + 10), "put_schedule");
+    const std::vector<jobsched::ClaimedJob> fired = s.claim_jobs(5, Seconds{30}, at(t + 10));
+    expect(fired.size() == 1 && fired[0].job.firing &&
+               fired[0].job.firing->at == at(t + 10) && fired[0].job.firing->schedule == "tick",
+           "a firing claimed");
+    expect(fired.size() == 1 && s.complete(fired[0].claim, at(t + 10)), "a firing completed");
+    expect(s.get_schedule("tick")->last_fire == at(t + 10) && s.schedules().size() == 1,
+           "get_schedule and schedules");
+    expect(s.pause_schedule("tick", at(t + 11)) && s.get_schedule("tick")->paused,
+           "pause_schedule");
+    expect(s.resume_schedule("tick", at(t + 11)) &&
+               s.get_schedule("tick")->next_fire == at(t + 20),
+           "resume_schedule");
+    expect(s.delete_schedule("tick", at(t + 11)) && s.schedules().empty(), "delete_schedule");
+    const jobsched::Rule cron = jobsched::Rule::cron("*/15 9-17 * * MON-FRI");
+    expect(jobsched::Rule::parse(cron.to_string()) == cron && cron.is_cron() &&
+               cron.next_after(at(t)).has_value(),
+           "Rule");
+    expect(jobsched::TimeZone::parse("+05:30") == jobsched::TimeZone::fixed(std::chrono::minutes(330)),
+           "TimeZone");
+  }
   expect(s.data_version() > 0, "data_version");
   expect(s.schema_version() == jobsched::current_schema_version && !s.needs_upgrade(),
          "schema_version");

@@ -8,11 +8,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <jobsched/jobsched.hpp>
@@ -628,4 +631,50 @@ TEST_CASE("a Worker runs every firing of a fast schedule once, in order", "[sche
   for (std::size_t i = 1; i < periods.size(); ++i)
     CHECK(periods[i] == periods[i - 1] + 1);
   CHECK(periods.front() == 1);
+}
+
+TEST_CASE("threads declaring and claiming one schedule at once make each firing once",
+          "[schedules]") {
+  TempFile file("schedule-threads");
+  { Scheduler::open(file.path()); }
+  const auto wall = std::chrono::steady_clock::now();
+  jobsched::Options options;
+  options.clock = [wall] {
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
+    return at(kT + 1000.0 * elapsed);
+  };
+  std::mutex mutex;
+  std::map<double, int> runs;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto scheduler = Scheduler::open(file.path(), options);
+      scheduler.put_schedule("tick", Rule::every(Seconds{10}),
+                             with_misfire(Misfire::catch_up, 1000));
+      while (scheduler.now() < at(kT + 1500)) {
+        // Half the threads claim; the others only read, which makes firings too.
+        if (t % 2 == 1)
+          scheduler.seconds_until_next_job();
+        for (const ClaimedJob& claimed : scheduler.claim_jobs(2, Seconds{3600})) {
+          {
+            const std::lock_guard<std::mutex> lock(mutex);
+            ++runs[seconds(claimed.job.firing->at)];
+          }
+          scheduler.complete(claimed.claim);
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads)
+    thread.join();
+  REQUIRE(runs.size() > 100);
+  const double first = runs.begin()->first;
+  const double last = runs.rbegin()->first;
+  CHECK(first <= kT + 20);
+  CHECK(static_cast<double>(runs.size()) == (last - first) / 10 + 1);
+  for (const auto& [fire, count] : runs) {
+    CAPTURE(fire);
+    CHECK(count == 1);
+  }
 }

@@ -130,6 +130,27 @@ TEST_CASE("An interval rule's next firing is strictly after the time it is asked
         jobsched::from_unix_seconds(1e9 + 0.25));
   CHECK(rule.next_after(jobsched::from_unix_seconds(1e9 + 0.2500001)) ==
         jobsched::from_unix_seconds(1e9 + 0.375));
+
+  // Where (after - anchor) / interval rounds below a whole k, or up to one, the first guess of
+  // k is off by one; the answer is not.
+  const auto at = [](double anchor, double k, double interval) {
+    return jobsched::from_unix_seconds(anchor + k * interval);
+  };
+  const Rule tenths = Rule::every(Seconds{0.1});
+  const Rule sevenths = Rule::every(Seconds{0.7});
+  const Rule late = Rule::every(Seconds{0.1}, jobsched::from_unix_seconds(1700000000.25));
+  for (const double k : {43.0, 81.0, 86.0}) {  // 43 * 0.1 / 0.1 < 43
+    CHECK(tenths.next_after(at(0, k, 0.1)) == at(0, k + 1, 0.1));
+  }
+  CHECK(sevenths.next_after(at(0, 3, 0.7)) == at(0, 4, 0.7));
+  for (const double k : {1.0, 3.0, 6.0})
+    CHECK(late.next_after(at(1700000000.25, k, 0.1)) == at(1700000000.25, k + 1, 0.1));
+  for (const double k : {17.0, 34.0, 39.0}) {  // just below 17 * 0.1, / 0.1 gives 17
+    const double before = std::nextafter(0 + k * 0.1, 0.0);
+    CHECK(tenths.next_after(jobsched::from_unix_seconds(before)) == at(0, k, 0.1));
+  }
+  CHECK(sevenths.next_after(jobsched::from_unix_seconds(std::nextafter(5 * 0.7, 0.0))) ==
+        at(0, 5, 0.7));
 }
 
 TEST_CASE("An interval rule does not drift, however many intervals lie behind it", "[rule]") {

@@ -285,3 +285,122 @@ TEST_CASE("A rare firing in a named zone is found years ahead", "[time_zone]") {
         expected({"2028-02-29T01:30:00Z", "2032-02-29T01:30:00Z"}));
   CHECK_FALSE(in_zone("0 0 30 2 *", "Europe/Berlin").next_after(utc("2026-05-05T00:00:00Z")));
 }
+
+// ---- After the last transition a zone file lists -----------------------------------------
+// Debian's zone files list transitions up to 2037, then a POSIX TZ rule for every year after;
+// date/tz on the system's files ignores that rule, jobsched applies it.
+
+TEST_CASE("Daylight saving goes on after the last transition a zone file lists",
+          "[time_zone][dst]") {
+  if (!have_zones())
+    return;
+  // 2040-03-25 02:00 CET becomes 03:00 CEST at 01:00 UTC; back on 2040-10-28.
+  CHECK(firings(in_zone("30 2 * * *", "Europe/Berlin"), "2040-03-24T12:00:00Z", 2) ==
+        expected({"2040-03-25T01:00:00Z", "2040-03-26T00:30:00Z"}));
+  CHECK(firings(in_zone("0 9 * * *", "Europe/Berlin"), "2040-07-01T00:00:00Z", 1) ==
+        expected({"2040-07-01T07:00:00Z"}));
+  CHECK(firings(in_zone("30 2 * * *", "Europe/Berlin"), "2040-10-27T12:00:00Z", 2) ==
+        expected({"2040-10-28T00:30:00Z", "2040-10-29T01:30:00Z"}));
+  CHECK(firings(in_zone("0 9 * * *", "Europe/Berlin"), "9999-07-01T00:00:00Z", 1) ==
+        expected({"9999-07-01T07:00:00Z"}));
+  // 2040-11-04 02:00 EDT becomes 01:00 EST at 06:00 UTC.
+  CHECK(firings(in_zone("30 * * * *", "America/New_York"), "2040-11-04T04:00:00Z", 4) ==
+        expected({"2040-11-04T04:30:00Z", "2040-11-04T05:30:00Z", "2040-11-04T06:30:00Z",
+                  "2040-11-04T07:30:00Z"}));
+  // Southern hemisphere, 30 minutes: 2099-10-04 02:00 (+10:30) becomes 02:30 (+11).
+  CHECK(firings(in_zone("15 2 * * *", "Australia/Lord_Howe"), "2099-10-03T00:00:00Z", 2) ==
+        expected({"2099-10-03T15:30:00Z", "2099-10-04T15:15:00Z"}));
+  CHECK(firings(in_zone("45 1 * * *", "Australia/Lord_Howe"), "2099-04-04T12:00:00Z", 2) ==
+        expected({"2099-04-04T14:45:00Z", "2099-04-05T15:15:00Z"}));
+  // Transitions at negative local times (America/Nuuk: M3.5.0/-1).
+  CHECK(firings(in_zone("0 12 * * *", "America/Nuuk"), "2040-07-01T00:00:00Z", 1) ==
+        expected({"2040-07-01T13:00:00Z"}));
+}
+
+TEST_CASE("POSIX TZ rules parse as TZif files write them", "[time_zone]") {
+  using jobsched::detail::parse_posix_tz;
+  const auto berlin = parse_posix_tz("CET-1CEST,M3.5.0,M10.5.0/3");
+  REQUIRE(berlin);
+  CHECK(berlin->standard_offset == 3600);
+  CHECK(berlin->has_daylight);
+  CHECK(berlin->daylight_offset == 7200);
+  CHECK(berlin->starts.kind == 'M');
+  CHECK(berlin->starts.month == 3);
+  CHECK(berlin->starts.week == 5);
+  CHECK(berlin->starts.weekday == 0);
+  CHECK(berlin->starts.time == 7200);
+  CHECK(berlin->ends.month == 10);
+  CHECK(berlin->ends.time == 3 * 3600);
+
+  const auto lord_howe = parse_posix_tz("<+1030>-10:30<+11>-11,M10.1.0,M4.1.0");
+  REQUIRE(lord_howe);
+  CHECK(lord_howe->standard_offset == 37800);
+  CHECK(lord_howe->daylight_offset == 39600);
+
+  const auto nuuk = parse_posix_tz("<-02>2<-01>,M3.5.0/-1,M10.5.0/0");
+  REQUIRE(nuuk);
+  CHECK(nuuk->standard_offset == -7200);
+  CHECK(nuuk->starts.time == -3600);
+  CHECK(nuuk->ends.time == 0);
+
+  const auto india = parse_posix_tz("IST-5:30");
+  REQUIRE(india);
+  CHECK(india->standard_offset == 19800);
+  CHECK_FALSE(india->has_daylight);
+
+  const auto julian = parse_posix_tz("XST3XDT2:30,J60/1:02:03,300/+167");
+  REQUIRE(julian);
+  CHECK(julian->daylight_offset == -9000);
+  CHECK(julian->starts.kind == 'J');
+  CHECK(julian->starts.day == 60);
+  CHECK(julian->starts.time == 3723);
+  CHECK(julian->ends.kind == 'D');
+  CHECK(julian->ends.day == 300);
+  CHECK(julian->ends.time == 167 * 3600);
+
+  for (const char* bad : {"", "C-1", "CET", "CET-1CEST", "CET-1CEST,M3.5.0", "CET-1CEST,M13.1.0,J1",
+                          "CET-1CEST,M3.6.0,J1", "CET-1CEST,M3.5.7,J1", "CET-1CEST,J0,J1",
+                          "CET-1CEST,J366,J1", "CET-1CEST,366,J1", "CET-1CEST,J1,J2/168",
+                          "CET-1CEST,J1,J2,", "CET-168", "<+01-1", "CET-1:60"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_posix_tz(bad));
+  }
+}
+
+TEST_CASE("A POSIX TZ rule's spans follow its days, whichever hemisphere", "[time_zone]") {
+  using jobsched::detail::parse_posix_tz;
+  using jobsched::detail::posix_tz_span;
+  const auto seconds = [](const std::string& text) {
+    return static_cast<std::int64_t>(jobsched::to_unix_seconds(utc(text)));
+  };
+  const auto berlin = *parse_posix_tz("CET-1CEST,M3.5.0,M10.5.0/3");
+  const auto summer = posix_tz_span(berlin, seconds("2040-07-01T00:00:00Z"), 0);
+  CHECK(summer.begin == seconds("2040-03-25T01:00:00Z"));
+  CHECK(summer.end == seconds("2040-10-28T01:00:00Z"));
+  CHECK(summer.offset == 7200);
+  const auto winter = posix_tz_span(berlin, seconds("2040-12-01T00:00:00Z"), 0);
+  CHECK(winter.begin == seconds("2040-10-28T01:00:00Z"));
+  CHECK(winter.end == seconds("2041-03-31T01:00:00Z"));
+  CHECK(winter.offset == 3600);
+  // Never before the zone's last listed transition.
+  CHECK(posix_tz_span(berlin, seconds("2040-07-01T00:00:00Z"), seconds("2040-05-01T00:00:00Z"))
+            .begin == seconds("2040-05-01T00:00:00Z"));
+
+  const auto lord_howe = *parse_posix_tz("<+1030>-10:30<+11>-11,M10.1.0,M4.1.0");
+  const auto southern_winter = posix_tz_span(lord_howe, seconds("2099-07-01T00:00:00Z"), 0);
+  CHECK(southern_winter.begin == seconds("2099-04-04T15:00:00Z"));
+  CHECK(southern_winter.end == seconds("2099-10-03T15:30:00Z"));
+  CHECK(southern_winter.offset == 37800);
+
+  // J60 is March 1st in every year; zero-based day 59 is February 29th in a leap year, else
+  // March 1st. Standard time from day 59 00:00 daylight time to J60 00:00 standard time.
+  const auto days = *parse_posix_tz("XST0XDT,J60/0,59/0");
+  const auto leap = posix_tz_span(days, seconds("2040-02-29T12:00:00Z"), 0);
+  CHECK(leap.begin == seconds("2040-02-28T23:00:00Z"));
+  CHECK(leap.end == seconds("2040-03-01T00:00:00Z"));
+  CHECK(leap.offset == 0);
+  const auto common = posix_tz_span(days, seconds("2041-02-28T23:30:00Z"), 0);
+  CHECK(common.begin == seconds("2041-02-28T23:00:00Z"));
+  CHECK(common.end == seconds("2041-03-01T00:00:00Z"));
+  CHECK(posix_tz_span(days, seconds("2041-06-01T00:00:00Z"), 0).offset == 3600);
+}

@@ -16,58 +16,6 @@
 
 namespace jobsched::detail {
 
-// ---- The civil calendar (proleptic Gregorian; Howard Hinnant's algorithms) ------------
-
-inline std::int64_t floor_div(std::int64_t a, std::int64_t b) noexcept {
-  const std::int64_t quotient = a / b;
-  return (a % b != 0 && ((a < 0) != (b < 0))) ? quotient - 1 : quotient;
-}
-
-inline std::int64_t days_from_civil(std::int64_t year, int month, int day) noexcept {
-  const std::int64_t y = month <= 2 ? year - 1 : year;
-  const std::int64_t era = floor_div(y, 400);
-  const std::int64_t year_of_era = y - era * 400;
-  const std::int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
-  const std::int64_t day_of_era =
-      year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-  return era * 146097 + day_of_era - 719468;
-}
-
-struct CivilDate {
-  std::int64_t year;
-  int month;  // 1-12
-  int day;    // 1-31
-};
-
-inline CivilDate civil_from_days(std::int64_t days) noexcept {
-  const std::int64_t shifted = days + 719468;
-  const std::int64_t era = floor_div(shifted, 146097);
-  const std::int64_t day_of_era = shifted - era * 146097;
-  const std::int64_t year_of_era =
-      (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-  const std::int64_t day_of_year =
-      day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-  const std::int64_t month_index = (5 * day_of_year + 2) / 153;
-  const int day = static_cast<int>(day_of_year - (153 * month_index + 2) / 5 + 1);
-  const int month = static_cast<int>(month_index < 10 ? month_index + 3 : month_index - 9);
-  return {year_of_era + era * 400 + (month <= 2 ? 1 : 0), month, day};
-}
-
-inline bool is_leap_year(std::int64_t year) noexcept {
-  return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-}
-
-inline int days_in_month(std::int64_t year, int month) noexcept {
-  constexpr int lengths[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return month == 2 && is_leap_year(year) ? 29 : lengths[month - 1];
-}
-
-// 0 = Sunday ... 6 = Saturday; day 0 (1970-01-01) was a Thursday.
-inline int weekday_from_days(std::int64_t days) noexcept {
-  const std::int64_t weekday = (days + 4) % 7;
-  return static_cast<int>(weekday < 0 ? weekday + 7 : weekday);
-}
-
 // ---- The parsed expression ----------------------------------------------------------
 
 // Bit n of each mask is value n of its field. Day-of-week 7 is folded into 0 (Sunday).

@@ -92,9 +92,9 @@ class RawClaims {
                   " claim_token = NULL WHERE id = ?2 AND claim_token = ?3"
                   " AND completed_at IS NULL AND failed_at IS NULL") {}
 
-  std::optional<Claimed> claim(double now, double lease) const {
-    sqlite3_bind_double(claim_.get(), 1, now);
-    sqlite3_bind_double(claim_.get(), 2, now + lease);
+  std::optional<Claimed> claim(double at, double lease) const {
+    sqlite3_bind_double(claim_.get(), 1, at);
+    sqlite3_bind_double(claim_.get(), 2, at + lease);
     std::optional<Claimed> claimed;
     if (claim_.step()) {
       claimed = Claimed{read_raw_job(claim_.get()), sqlite3_column_int64(claim_.get(), 16)};
@@ -104,8 +104,8 @@ class RawClaims {
     return claimed;
   }
 
-  bool complete(const Claimed& claimed, double now) const {
-    sqlite3_bind_double(complete_.get(), 1, now);
+  bool complete(const Claimed& claimed, double at) const {
+    sqlite3_bind_double(complete_.get(), 1, at);
     sqlite3_bind_int64(complete_.get(), 2, claimed.job.id);
     sqlite3_bind_int64(complete_.get(), 3, claimed.token);
     complete_.step();

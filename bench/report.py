@@ -3,8 +3,8 @@
 """Writes docs/BENCHMARKS.md (and the data for the plot) from one run of bench/run.
 
 Usage: bench/report.py RESULTS_DIR OUTPUT_MD PLOT_DATA
-RESULTS_DIR holds ops.json (Google Benchmark), memory.txt, states.txt, drain.txt, group.txt,
-wake.txt, machine.txt.
+RESULTS_DIR holds ops.json and schedules.json (Google Benchmark), instructions.txt,
+schedule_instructions.txt, memory.txt, states.txt, drain.txt, group.txt, wake.txt, machine.txt.
 bench/analysis.md (hand-written: what the figures mean, and what we changed) is appended.
 """
 
@@ -193,9 +193,135 @@ def instruction_table(path):
     return lines + [""]
 
 
+def load_schedules(path):
+    """{work: {(schedules, jobs): microseconds}} from bench_schedules' JSON, and its errors."""
+    times = defaultdict(dict)
+    errors = []
+    if not path.exists():
+        return times, errors
+    for run in json.loads(path.read_text())["benchmarks"]:
+        work, schedules, jobs = run["run_name"].split("/")[:3]
+        if run.get("error_occurred"):
+            errors.append(f"{run['run_name']}: {run.get('error_message', '?')}")
+            continue
+        if run.get("run_type") == "aggregate" and run.get("aggregate_name") != "median":
+            continue
+        scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[run["time_unit"]]
+        times[work][(int(schedules), int(jobs))] = run["real_time"] * scale
+    return times, errors
+
+
+def load_schedule_instructions(path):
+    """{work: {(schedules, jobs): instructions per call}} from bench_instructions schedules."""
+    counted = defaultdict(dict)
+    if path.exists():
+        for line in path.read_text().split("\n"):
+            if line.strip():
+                work, schedules, jobs, count = line.split()
+                counted[work][(int(schedules), int(jobs))] = int(count)
+    return counted
+
+
+def schedules_tables(times, counted):
+    """A firing against the same claim with no firing due; the calls that do not fire."""
+    def ratio(a, b):
+        return f"{a / b:.2f}×" if a is not None and b else "–"
+
+    def count(value):
+        return f"{value:,}" if value is not None else "–"
+
+    def micros(value):
+        return duration(value) if value is not None else "–"
+
+    lines = [
+        "## Recurring schedules: the cost of a firing",
+        "",
+        "`bench_schedules` and `bench_instructions schedules`: a file of N ordinary due jobs "
+        "and S schedules (schedule i fires every S s from `now` + i s, so exactly one fires "
+        "each second; their jobs at priority 1). *A firing*: the clock moves on 1 s and "
+        "`claim_next_job` (which makes the schedule's next firing in the same transaction: "
+        "reads the due schedule, parses its rule, inserts the next job and its payload, "
+        "updates the schedule's row) claims the due firing, then `complete`. *No firing "
+        "due*: the same claim and complete of an ordinary due job on the same file, between "
+        "two firings. *Firing's own* is the difference. `synchronous=NORMAL`; instructions "
+        "are callgrind's, user space only.",
+        "",
+        "| schedules | jobs stored | a firing | no firing due | firing's own | × | "
+        "instructions: a firing | no firing due | firing's own | × |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    fire_t, claim_t = times.get("firing", {}), times.get("claim", {})
+    fire_i, claim_i = counted.get("firing", {}), counted.get("claim", {})
+    keys = sorted(set(fire_t) | set(fire_i), key=lambda key: (key[1], key[0]))
+    own = {}
+    for key in keys:
+        ft, ct, fi, ci = fire_t.get(key), claim_t.get(key), fire_i.get(key), claim_i.get(key)
+        own_t = ft - ct if ft is not None and ct is not None else None
+        own_i = fi - ci if fi is not None and ci is not None else None
+        if own_i is not None:
+            own[key] = own_i
+        lines.append(
+            f"| {key[0]:,} | {key[1]:,} | {micros(ft)} | {micros(ct)} | {micros(own_t)} | "
+            f"{ratio(ft, ct)} | {count(fi)} | {count(ci)} | {count(own_i)} | {ratio(fi, ci)} |"
+        )
+    lines.append("")
+    if len(own) >= 2:
+        # Growth along each axis, at the other's largest: the target (issue 11) is none.
+        counts = sorted({schedules for schedules, _ in own})
+        sizes = sorted({jobs for _, jobs in own})
+        facts = []
+        few, many, most = counts[0], counts[-1], sizes[-1]
+        if few != many and (few, most) in own and (many, most) in own:
+            facts.append(
+                f"{own[(many, most)] / own[(few, most)]:.2f}× from {few:,} to {many:,} "
+                f"schedules (at {most:,} jobs)"
+            )
+        small, large = sizes[0], sizes[-1]
+        if small != large and (many, small) in own and (many, large) in own:
+            facts.append(
+                f"{own[(many, large)] / own[(many, small)]:.2f}× from {small:,} to {large:,} "
+                f"jobs (at {many:,} schedules)"
+            )
+        if facts:
+            lines += [
+                "A firing's own instructions (the target, issue 11: they do not grow with the "
+                "schedules or jobs stored): " + "; ".join(facts) + ".",
+                "",
+            ]
+    lines += [
+        "### What schedules add to the calls that do not fire",
+        "",
+        "The same calls between two firings on a file of 10,000 schedules, none due, and on "
+        "the same jobs without any schedule.",
+        "",
+        "| call | jobs stored | no schedules | 10,000 schedules | × | instructions: no schedules "
+        "| 10,000 schedules | × |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    labels = (
+        ("claim", "claim and complete"),
+        ("next_job", "`next_job`"),
+        ("seconds_until", "`seconds_until_next_job`"),
+    )
+    sizes = sorted({jobs for by in list(times.values()) + list(counted.values()) for _, jobs in by})
+    for work, label in labels:
+        for jobs in sizes:
+            t0, t1 = times.get(work, {}).get((0, jobs)), times.get(work, {}).get((10000, jobs))
+            i0, i1 = counted.get(work, {}).get((0, jobs)), counted.get(work, {}).get((10000, jobs))
+            if t0 is None and t1 is None and i0 is None and i1 is None:
+                continue
+            lines.append(
+                f"| {label} | {jobs:,} | {micros(t0)} | {micros(t1)} | {ratio(t1, t0)} | "
+                f"{count(i0)} | {count(i1)} | {ratio(i1, i0)} |"
+            )
+    return lines + [""]
+
+
 def main():
     results, output, plot_data = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     times, errors = load_ops(results / "ops.json")
+    schedule_times, schedule_errors = load_schedules(results / "schedules.json")
+    errors += schedule_errors
     table, misses = ratio_table(times)
 
     with plot_data.open("w") as data:
@@ -264,6 +390,10 @@ def main():
 
     if (results / "states.txt").exists():
         out += states_table(results / "states.txt")
+
+    schedule_counts = load_schedule_instructions(results / "schedule_instructions.txt")
+    if schedule_times or schedule_counts:
+        out += schedules_tables(schedule_times, schedule_counts)
 
     if (results / "drain.txt").exists():
         out += drain_table(results / "drain.txt")

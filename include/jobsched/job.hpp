@@ -54,9 +54,16 @@ struct Job {
   std::string queue;
   /// For a job a schedule made, the firing it runs; empty for a job added.
   std::optional<Firing> firing;
+  /// What the handler stored with its completion (Scheduler::complete with a result); NULL
+  /// otherwise.
+  Payload result;
+  /// When the job was cancelled (cancel_job); it is then failed too, with the reason as its
+  /// last error. Empty otherwise.
+  std::optional<TimePoint> cancelled_at;
 
   bool is_completed() const noexcept { return completed_at.has_value(); }
   bool is_failed() const noexcept { return failed_at.has_value(); }
+  bool is_cancelled() const noexcept { return cancelled_at.has_value(); }
   /// Neither completed nor failed, and its expiry is at or before `now`.
   bool is_expired(TimePoint now) const noexcept {
     return !completed_at && !failed_at && expires_at && *expires_at <= now;
@@ -74,7 +81,7 @@ struct Job {
            a.max_attempts == b.max_attempts && a.initial_backoff == b.initial_backoff &&
            a.max_backoff == b.max_backoff && a.last_error == b.last_error &&
            a.failed_at == b.failed_at && a.priority == b.priority && a.queue == b.queue &&
-           a.firing == b.firing;
+           a.firing == b.firing && a.result == b.result && a.cancelled_at == b.cancelled_at;
   }
   friend bool operator!=(const Job& a, const Job& b) noexcept { return !(a == b); }
 };

@@ -16,6 +16,7 @@
 #include "scheduler.hpp"
 #include "time.hpp"
 #include "time_zone.hpp"
+#include "transaction.hpp"
 #include "worker.hpp"
 
 #define JOBSCHED_VERSION_MAJOR 0

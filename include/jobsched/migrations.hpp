@@ -109,7 +109,7 @@ inline constexpr Migration migrations[] = {
      "CREATE INDEX ix_job_completed ON job (completed_at) WHERE state = 6;"},
     // Recurring schedules (detail/firing.hpp): each schedule's next firing is made ahead, as
     // a job, and the schedule is due once that firing is; a job made by a schedule names it
-    // and its fire time, at most one job per firing.
+    // and its fire time, at most one job per firing. Results and cancellation.
     {6,
      "CREATE TABLE schedule (name TEXT PRIMARY KEY NOT NULL, rule TEXT NOT NULL,"
      " misfire INTEGER NOT NULL, catch_up_limit INTEGER NOT NULL, data, queue TEXT NOT NULL,"
@@ -121,7 +121,11 @@ inline constexpr Migration migrations[] = {
      " WHERE paused = 0 AND ahead_at IS NOT NULL;"
      "ALTER TABLE job ADD COLUMN schedule TEXT;"
      "ALTER TABLE job ADD COLUMN fire_at REAL;"
-     "CREATE UNIQUE INDEX ix_job_firing ON job (schedule, fire_at) WHERE schedule IS NOT NULL;"},
+     "CREATE UNIQUE INDEX ix_job_firing ON job (schedule, fire_at) WHERE schedule IS NOT NULL;"
+     // Job control: a completion's result, and cancellation (a job failed for good, with
+     // the time it was cancelled).
+     "ALTER TABLE job ADD COLUMN result;"
+     "ALTER TABLE job ADD COLUMN cancelled_at REAL;"},
 };
 static_assert(sizeof migrations / sizeof migrations[0] == current_schema_version + 1);
 
@@ -193,7 +197,7 @@ inline void show_as_current(sqlite3* db, int version, int default_max_attempts) 
     if (version < 0)
       columns = columns.substr(0, columns.find(", CASE WHEN")) + ", 0 AS state";
   }
-  columns += ", NULL AS schedule, NULL AS fire_at";
+  columns += ", NULL AS schedule, NULL AS fire_at, NULL AS result, NULL AS cancelled_at";
   const std::string view =
       "CREATE TEMP VIEW job AS SELECT " + columns + (version < 0 ? " LIMIT 0" : " FROM main.job");
   exec(db, view.c_str());

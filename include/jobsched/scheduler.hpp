@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -36,6 +37,7 @@
 #include "rule.hpp"
 #include "schedule.hpp"
 #include "time.hpp"
+#include "transaction.hpp"
 
 namespace jobsched {
 
@@ -309,6 +311,43 @@ class Scheduler {
     return settle(writes().complete_claim, claim, checked_now(now));
   }
 
+  /// Completes a claimed job and stores `result` with it (get_job shows it as Job::result).
+  /// False, changing nothing, when the claim is stale.
+  bool complete(const Claim& claim, const Payload& result,
+                std::optional<TimePoint> now = std::nullopt) {
+    detail::Run run(writes().complete_claim_with_result);
+    run.bind(1, checked_now(now)).bind(2, claim.job_id).bind(3, claim.token);
+    detail::bind_payload(run, 4, result);
+    return run.execute() > 0;
+  }
+
+  /// Gives a claimed job back to run again `delay` from now, without spending the attempt
+  /// (it starts no later than its expiry). False, changing nothing, when the claim is stale.
+  bool snooze(const Claim& claim, Seconds delay, std::optional<TimePoint> now = std::nullopt) {
+    const double at = checked_now(now);
+    const double seconds = delay.count();
+    if (!std::isfinite(seconds) || seconds < 0) {
+      detail::throw_invalid("a snooze's delay must be finite and not negative, got " +
+                            detail::format_seconds(seconds) + " s");
+    }
+    const double until = detail::checked_time("the snooze's end", from_unix_seconds(at + seconds));
+    detail::Run run(writes().snooze_claim);
+    run.bind(1, at).bind(2, claim.job_id).bind(3, claim.token).bind(4, until);
+    return run.execute() > 0;
+  }
+
+  /// Cancels a job that is neither completed, failed nor expired: it never runs, and a claim
+  /// on it goes stale (its complete, extend or fail answers false). The job is kept, failed
+  /// for good, with `reason` as its last error and `cancelled_at` set, until deleted. False,
+  /// changing nothing, for any other job.
+  bool cancel_job(std::int64_t id, std::string_view reason = "cancelled",
+                  std::optional<TimePoint> now = std::nullopt) {
+    detail::Run run(writes().cancel_job);
+    bind_now(run, checked_now(now));
+    run.bind(2, id).bind_text(3, reason);
+    return run.execute() > 0;
+  }
+
   /// Completes every claimed job in one transaction. Each answer is complete's for its
   /// claim: false, changing nothing for it, when that claim is stale.
   std::vector<bool> complete_all(const std::vector<Claim>& claims,
@@ -408,6 +447,11 @@ class Scheduler {
     transaction.commit();
     return deleted;
   }
+
+  /// A write transaction for the host's own writes and any scheduler calls between, so that
+  /// they commit or roll back together (see Transaction): `auto tx = s.transaction(); ...;
+  /// tx.commit();`. ReadOnlyError on a read-only scheduler.
+  Transaction transaction() { return Transaction(db(), &writes().transaction, file_); }
 
   /// Creates the schedule `name`, or updates it to `rule` and `options`; putting the same
   /// definition again changes nothing, so a program may declare its schedules at every start.

@@ -136,6 +136,27 @@ void every_scheduler_call(jobsched::Scheduler& s) {
     expect(jobsched::TimeZone::parse("+05:30") == jobsched::TimeZone::fixed(std::chrono::minutes(330)),
            "TimeZone");
   }
+  // Job control: a transaction, a result, a snooze, a cancel.
+  {
+    jobsched::JobOptions control;
+    control.created_at = at(t + 12);
+    control.starts_at = at(t + 12);
+    jobsched::Transaction tx = s.transaction();
+    const jobsched::Job controlled = s.add_job("control", control);
+    tx.commit();
+    expect(!tx.active(), "transaction");
+    const std::optional<jobsched::ClaimedJob> taken = s.claim_next_job(Seconds{30}, at(t + 12));
+    expect(taken && taken->job.id == controlled.id, "claim in control");
+    expect(taken && s.snooze(taken->claim, Seconds{1}, at(t + 12)), "snooze");
+    const std::optional<jobsched::ClaimedJob> snoozed = s.claim_next_job(Seconds{30}, at(t + 13));
+    expect(snoozed && s.complete(snoozed->claim, jobsched::Payload("done"), at(t + 13)) &&
+               s.get_job(controlled.id)->result == jobsched::Payload("done"),
+           "complete with a result");
+    control.starts_at = at(t + 14);
+    const jobsched::Job to_cancel = s.add_job("cancel me", control);
+    expect(s.cancel_job(to_cancel.id, "no", at(t + 13)) && s.get_job(to_cancel.id)->is_cancelled(),
+           "cancel_job");
+  }
   expect(s.data_version() > 0, "data_version");
   expect(s.schema_version() == jobsched::current_schema_version && !s.needs_upgrade(),
          "schema_version");

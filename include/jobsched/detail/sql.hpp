@@ -77,7 +77,7 @@ inline constexpr int firings_per_read = 16;
   " CASE WHEN " JOBSCHED_ABANDONED " THEN " JOBSCHED_LEASE_RAN_OUT      \
   " ELSE last_error END,"                                               \
   " CASE WHEN " JOBSCHED_ABANDONED " THEN lease_until ELSE failed_at END, priority, queue,"    \
-  " schedule, fire_at"
+  " schedule, fire_at, result, cancelled_at"
 #define JOBSCHED_JOB_COLUMNS JOBSCHED_JOB_COLUMNS_WITH(JOBSCHED_PAYLOAD)
 // Not held: not locked, not leased on its last attempt, and any lease run out (a lease that
 // ran out before the last attempt frees its job; a job moved on keeps its lease's end).
@@ -292,6 +292,25 @@ inline constexpr const char* complete_claim =
 inline constexpr const char* extend_claim =
     "UPDATE job SET lease_until = max(coalesce(lease_until, ?4), ?4), state = "
     JOBSCHED_LEASED_STATE " WHERE " JOBSCHED_HELD_BY " RETURNING lease_until";
+// ---- Job control -------------------------------------------------------------------------
+// Completes with a result (?4).
+inline constexpr const char* complete_claim_with_result =
+    "UPDATE job SET completed_at = ?1, result = ?4, state = 6, " JOBSCHED_LET_GO
+    " WHERE " JOBSCHED_HELD_BY;
+// Gives the job back to start again at ?4 (no earlier than its creation, no later than its
+// expiry), the attempt not counted.
+#define JOBSCHED_SNOOZED_START "max(created_at, min(?4, coalesce(expires_at, ?4)))"
+inline constexpr const char* snooze_claim =
+    "UPDATE job SET " JOBSCHED_LET_GO ", attempts = max(attempts - 1, 0), starts_at = "
+    JOBSCHED_SNOOZED_START ", state = " JOBSCHED_FREE_STATE(JOBSCHED_SNOOZED_START)
+    " WHERE " JOBSCHED_HELD_BY;
+#undef JOBSCHED_SNOOZED_START
+// Cancels a job (?2) that is neither settled, abandoned nor expired, with the reason ?3: it
+// fails for good, and whatever claim holds it goes stale.
+inline constexpr const char* cancel_job =
+    "UPDATE job SET failed_at = ?1, cancelled_at = ?1, last_error = ?3, state = 7, "
+    JOBSCHED_LET_GO " WHERE id = ?2 AND " JOBSCHED_PENDING " AND NOT " JOBSCHED_ABANDONED;
+
 inline constexpr const char* release_claim =
     "UPDATE job SET " JOBSCHED_LET_GO ", attempts = max(attempts - 1, 0), state = "
     JOBSCHED_FREE_STATE("starts_at") " WHERE " JOBSCHED_HELD_BY;
@@ -314,7 +333,7 @@ inline constexpr const char* select_failed_jobs =
     " ORDER BY 14, 1";
 #define JOBSCHED_RETRY_START "max(created_at, min(?1, coalesce(expires_at, ?1)))"
 inline constexpr const char* retry_job =
-    "UPDATE job SET failed_at = NULL, attempts = 0, starts_at = " JOBSCHED_RETRY_START
+    "UPDATE job SET failed_at = NULL, cancelled_at = NULL, attempts = 0, starts_at = " JOBSCHED_RETRY_START
     ", state = " JOBSCHED_FREE_STATE(JOBSCHED_RETRY_START)
     " WHERE id = ?2 AND failed_at IS NOT NULL";
 #undef JOBSCHED_RETRY_START

@@ -89,12 +89,15 @@ struct WriteStatements {
         complete_claim(db, sql::complete_claim),
         extend_claim(db, sql::extend_claim),
         release_claim(db, sql::release_claim),
+        complete_claim_with_result(db, sql::complete_claim_with_result),
+        snooze_claim(db, sql::snooze_claim),
+        cancel_job(db, sql::cancel_job),
         select_claimed(db, sql::select_claimed),
         retry_later(db, sql::retry_later),
         fail_for_good(db, sql::fail_for_good),
         retry_job(db, sql::retry_job),
         transaction(db) {}
-  Statement insert_job, insert_payload, complete_job, delete_job, delete_payload, delete_completed_payloads, delete_completed_jobs, delete_expired_payloads, delete_expired_jobs, delete_failed_payloads, delete_failed_jobs, lock_job, unlock_job, lock_job_by_id, due_scheduled, expired_free, ran_out_leases, move_free_job, claim_job, select_claimed_job, any_abandoned_job, fail_abandoned_jobs, complete_claim, extend_claim, release_claim, select_claimed, retry_later, fail_for_good, retry_job;
+  Statement insert_job, insert_payload, complete_job, delete_job, delete_payload, delete_completed_payloads, delete_completed_jobs, delete_expired_payloads, delete_expired_jobs, delete_failed_payloads, delete_failed_jobs, lock_job, unlock_job, lock_job_by_id, due_scheduled, expired_free, ran_out_leases, move_free_job, claim_job, select_claimed_job, any_abandoned_job, fail_abandoned_jobs, complete_claim, extend_claim, release_claim, complete_claim_with_result, snooze_claim, cancel_job, select_claimed, retry_later, fail_for_good, retry_job;
   TransactionStatements transaction;
 };
 

@@ -50,6 +50,9 @@ class WriteTransaction {
     }
   }
 
+  // True when it joined a transaction already open (through a SAVEPOINT).
+  bool nested() const noexcept { return nested_; }
+
   void commit() {
     if (prepared_ != nullptr) {
       Run(nested_ ? prepared_->release : prepared_->commit).execute();

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "../error.hpp"
@@ -48,6 +49,9 @@ struct ScheduleStatements {
     }
   }
   Statement select_schedule, select_schedules;
+  // The rules read on this connection, by their stored text: parsing one costs more than
+  // the rest of reading its schedule.
+  std::unordered_map<std::string, Rule> rules;
   Statement due_schedules, insert_schedule, update_schedule, set_firings, set_paused,
       set_error, delete_schedule, insert_firing, select_firing, withdraw_firing;
 };
@@ -88,15 +92,24 @@ inline std::optional<double> column_optional_double(const Run& run, int column) 
   return run.column_double(column);
 }
 
-// Reads the columns of JOBSCHED_SCHEDULE_COLUMNS (detail/sql.hpp).
-inline StoredSchedule read_schedule(const Run& run) {
+// Reads the columns of JOBSCHED_SCHEDULE_COLUMNS (detail/sql.hpp), its rule through
+// `rules` (see ScheduleStatements).
+inline StoredSchedule read_schedule(const Run& run, std::unordered_map<std::string, Rule>& rules) {
   StoredSchedule stored;
   stored.name = std::string(run.column_text(0));
   stored.rule_text = std::string(run.column_text(1));
-  try {
-    stored.rule = Rule::parse(stored.rule_text);
-  } catch (const Error& error) {
-    stored.rule_error = error.what();
+  const auto known = rules.find(stored.rule_text);
+  if (known != rules.end()) {
+    stored.rule = known->second;
+  } else {
+    try {
+      stored.rule = Rule::parse(stored.rule_text);
+      if (rules.size() >= 1024)
+        rules.clear();
+      rules.emplace(stored.rule_text, *stored.rule);
+    } catch (const Error& error) {
+      stored.rule_error = error.what();
+    }
   }
   const std::int64_t misfire = run.column_int64(2);
   if (misfire < 0 || misfire > 2) {
@@ -173,7 +186,7 @@ inline std::optional<StoredSchedule> find_schedule(ScheduleStatements& statement
   run.bind_text(2, name);
   if (!run.step())
     return std::nullopt;
-  return read_schedule(run);
+  return read_schedule(run, statements.rules);
 }
 
 // Every schedule, by name.
@@ -182,7 +195,7 @@ inline std::vector<Schedule> all_schedules(ScheduleStatements& statements) {
   {
     Run run(statements.select_schedules);
     while (run.step())
-      stored.push_back(read_schedule(run));
+      stored.push_back(read_schedule(run, statements.rules));
   }
   std::vector<Schedule> schedules;
   schedules.reserve(stored.size());
@@ -205,7 +218,7 @@ class Firings {
       Run run(statements_.due_schedules);
       run.bind(1, at).bind(2, static_cast<std::int64_t>(std::max<std::size_t>(limit, 1)));
       while (run.step())
-        due.push_back(read_schedule(run));
+        due.push_back(read_schedule(run, statements_.rules));
     }
     for (const StoredSchedule& schedule : due)
       advance(schedule, at);

@@ -31,18 +31,23 @@ inline Lag move_on(ReadStatements& reads, WriteStatements& writes, double at,
   const std::int64_t limit =
       std::int64_t{sql::moves_per_write} * static_cast<std::int64_t>(std::max<std::size_t>(jobs, 1));
   std::vector<std::int64_t> ids;
-  // Moves the jobs `pick` names with `move_one`; true when there may be more.
+  // Moves the jobs `pick` names with `move_one`; true when more lag. It picks one more than
+  // it moves, so that a write which moves the last lagging job knows none is left, and the
+  // schedule's orders need not walk for more.
   auto move = [&](Statement& pick, auto move_one) {
     ids.clear();
     {
       Run run(pick);
-      run.bind(1, at).bind(2, limit);
+      run.bind(1, at).bind(2, limit + 1);
       while (run.step())
         ids.push_back(run.column_int64(0));
     }
+    const bool more = static_cast<std::int64_t>(ids.size()) > limit;
+    if (more)
+      ids.pop_back();
     for (const std::int64_t id : ids)
       move_one(id);
-    return static_cast<std::int64_t>(ids.size()) == limit;
+    return more;
   };
   auto move_free = [&](std::int64_t id) {
     Run run(writes.move_free_job);

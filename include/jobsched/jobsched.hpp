@@ -7,6 +7,7 @@
 #include "claim.hpp"
 #include "error.hpp"
 #include "job.hpp"
+#include "job_context.hpp"
 #include "migrations.hpp"
 #include "options.hpp"
 #include "payload.hpp"

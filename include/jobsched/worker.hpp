@@ -26,6 +26,7 @@
 #include "detail/wake.hpp"
 #include "error.hpp"
 #include "job.hpp"
+#include "job_context.hpp"
 #include "options.hpp"
 #include "scheduler.hpp"
 #include "time.hpp"
@@ -63,8 +64,8 @@ namespace detail {
 // a handler still stuck after stop() can return safely once the Worker is gone. One thread
 // claims (for the handler threads that are free, and a few ahead), the handler threads run
 // the jobs, one thread commits their results together, one extends the leases.
-struct WorkerState {
-  using Handler = std::function<void(const Job&)>;
+struct WorkerState final : ContextLink {
+  using Handler = std::function<void(const Job&, JobContext&)>;
 
   enum class Phase { idle, running, abandoned };
   struct Slot {
@@ -77,13 +78,44 @@ struct WorkerState {
     ClaimedJob claimed;
     bool lost = false;
   };
-  // A handler's result, waiting to be committed.
+  // A handler's result, waiting to be committed: a failure (error), a snooze, or a
+  // completion with its result and the jobs to add with it.
   struct Outcome {
     Claim claim;
     std::optional<std::string> error;
+    std::optional<Seconds> snooze;
+    std::optional<Payload> result;
+    std::vector<NewJob> follow_ups;
   };
 
   WorkerState(Handler h, WorkerOptions o) : handler(std::move(h)), options(std::move(o)) {}
+  WorkerState(const WorkerState&) = delete;
+  WorkerState& operator=(const WorkerState&) = delete;
+  ~WorkerState() = default;
+
+  // For the handlers' JobContexts.
+  bool claim_lost(std::size_t slot) const override {
+    const std::lock_guard<std::mutex> lock(mutex);
+    return slots[slot].lost || slots[slot].phase != Phase::running;
+  }
+  bool wait_claim_lost(std::size_t slot, std::chrono::milliseconds timeout) const override {
+    std::unique_lock<std::mutex> lock(mutex);
+    return changed.wait_for(lock, timeout, [&] {
+      return slots[slot].lost || slots[slot].phase != Phase::running ||
+             stopping.load(std::memory_order_acquire);
+    }) && (slots[slot].lost || slots[slot].phase != Phase::running);
+  }
+  bool stopping_now() const override { return stopping.load(std::memory_order_acquire); }
+  void request_beat() override {
+    {
+      const std::lock_guard<std::mutex> lock(mutex);
+      beat_requested = true;
+    }
+    changed.notify_all();
+  }
+  TimePoint clock_now() const override {
+    return options.scheduler.clock ? options.scheduler.clock() : system_now();
+  }
 
   // Sleeps for `duration` unless stop is requested first.
   void pause(std::chrono::steady_clock::duration duration) {
@@ -125,9 +157,10 @@ struct WorkerState {
   std::atomic<std::int64_t> completed{0};
   std::atomic<std::int64_t> failed{0};
   std::atomic<std::int64_t> stale{0};
+  std::atomic<std::int64_t> snoozed{0};
 
-  std::mutex mutex;
-  std::condition_variable changed;
+  mutable std::mutex mutex;
+  mutable std::condition_variable changed;
   std::deque<Ready> ready;        // guarded by mutex
   std::vector<Slot> slots;        // guarded by mutex, one per handler thread
   std::vector<Outcome> finished;  // guarded by mutex
@@ -138,6 +171,7 @@ struct WorkerState {
   bool claimer_stop = false;      // guarded by mutex
   bool committer_stop = false;    // guarded by mutex
   bool heartbeat_stop = false;    // guarded by mutex
+  bool beat_requested = false;    // guarded by mutex: a handler asked for a beat now
 };
 
 // The worker whose handler thread this is; null on other threads.
@@ -217,24 +251,42 @@ inline void commit_outcomes(WorkerState& state, std::vector<WorkerState::Outcome
   Scheduler& scheduler = *state.committer;
   RetryPause pause;
   for (;;) {
-    std::vector<Claim> completions;
-    std::vector<ClaimFailure> failures;
-    for (const WorkerState::Outcome& outcome : outcomes) {
-      if (outcome.error) {
-        failures.push_back(ClaimFailure{outcome.claim, *outcome.error});
-      } else {
-        completions.push_back(outcome.claim);
-      }
-    }
     try {
-      WriteTransaction transaction(scheduler.handle());
-      const std::vector<bool> completed = scheduler.complete_all(completions);
-      const std::vector<bool> failed = scheduler.fail_all(failures);
-      transaction.commit();
-      for (const bool done : completed)
-        (done ? state.completed : state.stale).fetch_add(1, std::memory_order_relaxed);
-      for (const bool done : failed)
-        (done ? state.failed : state.stale).fetch_add(1, std::memory_order_relaxed);
+      // Each outcome as its one-at-a-time call, all in one transaction.
+      std::int64_t completed = 0;
+      std::int64_t failed = 0;
+      std::int64_t snoozed = 0;
+      std::int64_t stale = 0;
+      bool added = false;
+      {
+        WriteTransaction transaction(scheduler.handle());
+        for (WorkerState::Outcome& outcome : outcomes) {
+          bool settled = false;
+          if (outcome.error) {
+            settled = scheduler.fail(outcome.claim, *outcome.error);
+            failed += settled ? 1 : 0;
+          } else if (outcome.snooze) {
+            settled = scheduler.snooze(outcome.claim, *outcome.snooze);
+            snoozed += settled ? 1 : 0;
+          } else {
+            settled = outcome.result ? scheduler.complete(outcome.claim, *outcome.result)
+                                     : scheduler.complete(outcome.claim);
+            if (settled && !outcome.follow_ups.empty()) {
+              scheduler.add_jobs(outcome.follow_ups);
+              added = true;
+            }
+            completed += settled ? 1 : 0;
+          }
+          stale += settled ? 0 : 1;
+        }
+        transaction.commit();
+      }
+      state.completed.fetch_add(completed, std::memory_order_relaxed);
+      state.failed.fetch_add(failed, std::memory_order_relaxed);
+      state.snoozed.fetch_add(snoozed, std::memory_order_relaxed);
+      state.stale.fetch_add(stale, std::memory_order_relaxed);
+      if (added)
+        WakeHub::instance().job_added(state.file);
       return;
     } catch (const std::exception&) {
       const TimePoint now = scheduler.now();
@@ -271,13 +323,27 @@ inline void committer_thread(const std::shared_ptr<WorkerState>& shared) {
   }
 }
 
+// Makes JobContexts, and takes what the handler said through one.
+struct JobContextAccess {
+  static JobContext make(ContextLink& link, std::size_t slot, const Claim& claim) {
+    return JobContext(link, slot, claim);
+  }
+  static void take(JobContext& context, std::optional<Seconds>& snooze,
+                   std::optional<Payload>& result, std::vector<NewJob>& follow_ups) {
+    snooze = context.snooze_;
+    result = std::move(context.result_);
+    follow_ups = std::move(context.follow_ups_);
+  }
+};
+
 // Runs the handler on a claimed job, then hands its result to the committing thread.
 inline void run_claimed(WorkerState& state, std::size_t index, const ClaimedJob& claimed) {
   using Clock = std::chrono::steady_clock;
   const Clock::time_point start = Clock::now();
   std::optional<std::string> error;
+  JobContext context = JobContextAccess::make(state, index, claimed.claim);
   try {
-    state.handler(claimed.job);
+    state.handler(claimed.job, context);
   } catch (const std::exception& e) {
     error = e.what();
   } catch (...) {
@@ -300,7 +366,10 @@ inline void run_claimed(WorkerState& state, std::size_t index, const ClaimedJob&
   slot.phase = WorkerState::Phase::idle;
   if (state.finished.empty())
     state.first_finished = Clock::now();
-  state.finished.push_back(WorkerState::Outcome{slot.claim, std::move(error)});
+  WorkerState::Outcome outcome{slot.claim, std::move(error), {}, {}, {}};
+  if (!outcome.error)
+    JobContextAccess::take(context, outcome.snooze, outcome.result, outcome.follow_ups);
+  state.finished.push_back(std::move(outcome));
   lock.unlock();
   state.changed.notify_all();
 }
@@ -452,9 +521,12 @@ inline void heartbeat_thread(const std::shared_ptr<WorkerState>& shared) {
   std::vector<Held> held;
   std::unique_lock<std::mutex> lock(state.mutex);
   for (;;) {
-    if (state.changed.wait_for(lock, period, [&] { return state.heartbeat_stop; })) {
+    if (state.changed.wait_for(lock, period,
+                               [&] { return state.heartbeat_stop || state.beat_requested; }) &&
+        state.heartbeat_stop) {
       return;
     }
+    state.beat_requested = false;
     held.clear();
     for (const WorkerState::Slot& slot : state.slots) {
       if (slot.phase != WorkerState::Phase::idle && !slot.lost)
@@ -496,6 +568,7 @@ inline void heartbeat_thread(const std::shared_ptr<WorkerState>& shared) {
       for (WorkerState::Ready& ready : state.ready)
         update(h, ready.claimed.claim, ready.lost);
     }
+    state.changed.notify_all();  // for handlers waiting on a cancellation
   }
 }
 
@@ -515,16 +588,27 @@ inline void heartbeat_thread(const std::shared_ptr<WorkerState>& shared) {
 /// file, to which every commit writes), elsewhere within `poll_interval` (by reading PRAGMA
 /// data_version only, which is also the fallback when the watch cannot be set).
 ///
+/// A handler that takes `(const Job&, JobContext&)` can also store a result, snooze the job
+/// instead of completing it, add jobs in the completion's transaction, and see whether its
+/// claim went stale (a cancel, a lost lease) while it runs.
+///
 /// Thread safety: stop(), stop_requested() and the counters may be called from any thread,
 /// handlers included. The handler runs concurrently on up to `threads` threads.
 class Worker {
  public:
   using Handler = std::function<void(const Job&)>;
+  /// A handler that also takes the JobContext of the job it runs.
+  using ContextHandler = std::function<void(const Job&, JobContext&)>;
 
   /// Opens its connections (three, whatever the number of threads), then starts the threads.
   /// Throws InvalidArgumentError for bad options or an in-memory database, and what
   /// Scheduler::open throws for a bad file; no thread is left running when it throws.
-  Worker(std::string path, Handler handler, WorkerOptions options = {}) {
+  Worker(std::string path, Handler handler, WorkerOptions options = {})
+      : Worker(std::move(path), with_context(std::move(handler)), std::move(options)) {}
+
+  /// As above, with a handler that takes a JobContext: to store a result, snooze, add jobs
+  /// with the completion, or notice a cancellation.
+  Worker(std::string path, ContextHandler handler, WorkerOptions options = {}) {
     detail::check_worker_options(options, static_cast<bool>(handler));
     auto state = std::make_shared<detail::WorkerState>(std::move(handler), std::move(options));
     const WorkerOptions& settings = state->options;
@@ -696,8 +780,18 @@ class Worker {
   /// Handlers that returned after their claim went stale (lease lost or released by stop),
   /// so their result was not recorded.
   std::int64_t stale() const noexcept { return state_->stale.load(std::memory_order_relaxed); }
+  /// Jobs given back by JobContext::snooze.
+  std::int64_t snoozed() const noexcept {
+    return state_->snoozed.load(std::memory_order_relaxed);
+  }
 
  private:
+  static ContextHandler with_context(Handler handler) {
+    if (!handler)
+      return {};
+    return [handler = std::move(handler)](const Job& job, JobContext&) { handler(job); };
+  }
+
   static void run(std::shared_ptr<detail::WorkerState> state, std::size_t index) {
     try {
       detail::handler_thread(state, index);

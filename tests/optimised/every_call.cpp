@@ -182,6 +182,28 @@ void worker_runs_a_job(const std::string& path) {
   expect(worker.completed() == 1 && runs == 1 && worker.failed() == 0 && worker.stale() == 0 &&
              worker.stop_requested(),
          "the Worker ran and completed the job");
+  // A handler with a JobContext stores a result.
+  std::atomic<std::int64_t> id{0};
+  jobsched::Worker with_context(
+      path,
+      [&](const jobsched::Job& job, jobsched::JobContext& context) {
+        id = job.id;
+        context.set_result(jobsched::Payload("result"));
+        (void)context.cancelled();
+        (void)context.claim();
+      },
+      options);
+  {
+    auto producer = jobsched::Scheduler::open(path);
+    producer.add_job("for the context");
+  }
+  const auto later = std::chrono::steady_clock::now() + std::chrono::seconds{20};
+  while (with_context.completed() < 1 && std::chrono::steady_clock::now() < later)
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  with_context.stop();
+  auto reader = jobsched::Scheduler::open(path);
+  expect(with_context.completed() == 1 && reader.get_job(id)->result == jobsched::Payload("result"),
+         "a JobContext handler's result");
 }
 
 }  // namespace

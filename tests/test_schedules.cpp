@@ -683,3 +683,33 @@ TEST_CASE("threads declaring and claiming one schedule at once make each firing 
     CHECK(count == 1);
   }
 }
+
+TEST_CASE("a schedule changed or paused after downtime first makes the firings it missed",
+          "[schedules]") {
+  auto scheduler = Scheduler::open(":memory:");
+  ScheduleOptions options = with_misfire(Misfire::catch_up, 100);
+  options.data = jobsched::Payload("v1");
+  scheduler.put_schedule("tick", Rule::every(Seconds{10}), options, at(kT));
+  CHECK(run_due(scheduler, kT + 10) == std::vector<double>{kT + 10});
+  // Down until kT+95, then declared with a new payload (or paused) before anything claims.
+  SECTION("changed") {
+    options.data = jobsched::Payload("v2");
+    scheduler.put_schedule("tick", Rule::every(Seconds{10}), options, at(kT + 95));
+    const std::vector<ClaimedJob> claimed = scheduler.claim_jobs(100, Seconds{60}, at(kT + 95));
+    std::vector<double> fired;
+    for (const ClaimedJob& job : claimed) {
+      fired.push_back(seconds(job.job.firing->at));
+      CHECK(job.job.data == jobsched::Payload("v1"));
+    }
+    CHECK(fired == std::vector<double>{kT + 20, kT + 30, kT + 40, kT + 50, kT + 60, kT + 70,
+                                       kT + 80, kT + 90});
+    const std::vector<ClaimedJob> next = scheduler.claim_jobs(100, Seconds{60}, at(kT + 100));
+    REQUIRE(next.size() == 1);
+    CHECK(next[0].job.data == jobsched::Payload("v2"));
+  }
+  SECTION("paused") {
+    REQUIRE(scheduler.pause_schedule("tick", at(kT + 95)));
+    CHECK(run_due(scheduler, kT + 95).size() == 8);
+    CHECK(seconds(*scheduler.get_schedule("tick")->last_fire) == kT + 90);
+  }
+}

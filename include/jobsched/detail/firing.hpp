@@ -241,8 +241,10 @@ class Firings {
 
   // A new rule or new options for a schedule: its firing made ahead (not yet due and not
   // claimed) is taken back, and the next firing of the new definition made instead.
-  void redefine(const StoredSchedule& old, const Rule& rule, const ScheduleOptions& options,
-                double at) {
+  void redefine(const StoredSchedule& stored_before, const Rule& rule,
+                const ScheduleOptions& options, double at) {
+    // Firings already due are made by the definition they fell due under.
+    const StoredSchedule old = caught_up(stored_before, at);
     {
       const std::string text = rule.to_string();
       Run run(statements_.update_schedule);
@@ -259,7 +261,9 @@ class Firings {
     make_ahead(stored, made, at);
   }
 
-  void pause(const StoredSchedule& schedule, double at) {
+  void pause(const StoredSchedule& stored_before, double at) {
+    // Firings due before the pause are made as if it came later.
+    const StoredSchedule schedule = caught_up(stored_before, at);
     set_firings(schedule.name, withdraw(schedule, at), std::nullopt, std::nullopt);
     set_paused(schedule.name, true, at);
   }
@@ -291,6 +295,14 @@ class Firings {
     bind_optional(run, 10, options.max_attempts);
     bind_optional(run, 11, options.initial_backoff);
     bind_optional(run, 12, options.max_backoff);
+  }
+
+  // The schedule after making the firings due at `at` (when its firing ahead is due).
+  StoredSchedule caught_up(const StoredSchedule& schedule, double at) {
+    if (schedule.paused || !schedule.rule || !schedule.ahead_at || *schedule.ahead_at > at)
+      return schedule;
+    advance(schedule, at);
+    return *find_schedule(statements_, schedule.name);
   }
 
   // The firing made ahead is due: it counts as made, and the ones after it are made as the

@@ -494,3 +494,26 @@ TEST_CASE("bad worker options and paths throw from the constructor") {
   CHECK_THROWS_AS(Worker(std::string(JOBSCHED_TEST_TMPDIR) + "/no-such-directory/jobs.db", handler),
                   jobsched::IoError);
 }
+
+TEST_CASE("a sleeping worker notices the clock stepping forward and runs the job now due",
+          "[worker][clock]") {
+  TempFile file("worker-clock-step");
+  auto offset = std::make_shared<std::atomic<double>>(0.0);
+  jobsched::Options clock;
+  clock.clock = [offset] { return jobsched::system_now() + Seconds{offset->load()}; };
+  auto scheduler = Scheduler::open(file.path(), clock);
+  JobOptions in_an_hour;
+  in_an_hour.starts_at = scheduler.now() + Seconds{3600};
+  scheduler.add_job(jobsched::Payload("later"), in_an_hour);
+  std::atomic<int> runs{0};
+  WorkerOptions options;
+  options.scheduler = clock;
+  Worker worker(file.path(), [&](const Job&) { ++runs; }, options);
+  std::this_thread::sleep_for(200ms);
+  CHECK(runs == 0);
+  // The wall clock jumps an hour ahead (NTP, a resume from suspend): the job is due now, and
+  // the worker, asleep on the steady clock for an hour, must look again.
+  offset->store(3600.0);
+  CHECK(eventually([&] { return runs == 1; }, 5s));
+  worker.stop();
+}

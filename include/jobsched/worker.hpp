@@ -402,6 +402,10 @@ inline void handler_thread(const std::shared_ptr<WorkerState>& shared, std::size
   }
 }
 
+// How far the scheduler's clock may drift from the steady clock during a wait before the
+// wait counts it as a step, in seconds.
+inline constexpr double clock_step_tolerance = 0.5;
+
 // Waits, without writing, until there may be work: the next job's start, a job added by
 // this process, a commit by another connection (seen at a poll tick), or stop.
 inline void wait_for_work(WorkerState& state, Scheduler& scheduler, std::uint64_t seen,
@@ -426,6 +430,14 @@ inline void wait_for_work(WorkerState& state, Scheduler& scheduler, std::uint64_
     }
   }
   auto stop = [&] { return state.stopping.load(std::memory_order_acquire); };
+  // The wait is on the steady clock; when the scheduler's clock steps (NTP, a suspend and
+  // resume) the next start is nearer or further than it was: look again.
+  const TimePoint wall_start = scheduler.now();
+  auto wall_clock_stepped = [&] {
+    const double wall = (scheduler.now() - wall_start).count();
+    const double steady = std::chrono::duration<double>(Clock::now() - start).count();
+    return std::abs(wall - steady) > clock_step_tolerance;
+  };
   for (;;) {
     const Clock::time_point tick =
         Clock::now() +
@@ -434,7 +446,7 @@ inline void wait_for_work(WorkerState& state, Scheduler& scheduler, std::uint64_
     if (stop() || hub.generation(state.file) != seen || Clock::now() >= due) {
       return;
     }
-    if (scheduler.data_version() != version) {
+    if (scheduler.data_version() != version || wall_clock_stepped()) {
       return;
     }
   }

@@ -1075,8 +1075,10 @@ Verdict analyse(const Setup& setup, const std::vector<Record>& log, const Drain&
     verdict.completed_twice += count > 1 ? 1 : 0;
   // A job a reader saw may have been taken back since (a declaration made its firing again):
   // then the firing's job in the file is a later one.
-  for (const auto& [firing, ids] : seen_firings) {
-    for (const std::int64_t id : ids) {
+  for (const auto& seen : seen_firings) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda below.
+    const auto& firing = seen.first;
+    for (const std::int64_t id : seen.second) {
       const auto row = by_id.find(id);
       if (row != by_id.end()) {
         if (row->second.firing->schedule != firing.first ||
@@ -1218,8 +1220,10 @@ TEST_CASE(
   chaos.kill_all_but(Role::reader);
   const double readers_from = setup.clock.now();
   chaos.run_for(std::chrono::milliseconds{400});
-  const double end = setup.clock.now();
+  // The time once every child is dead: a heartbeat just before a kill extends a lease from
+  // then, so the drain must start a lease after the last child's clock, not before.
   chaos.kill_all();
+  const double end = setup.clock.now();
   REQUIRE_FALSE(limit.passed());
 
   const Drain drained = drain(setup, end + setup.lease + 1);
@@ -1347,8 +1351,10 @@ TEST_CASE(
   chaos.open_declarations();
   chaos.run_for(std::chrono::milliseconds{1500});
   chaos.stop_killing();
-  const double end = setup.clock.now();
+  // The time once every child is dead: a heartbeat just before a kill extends a lease from
+  // then, so the drain must start a lease after the last child's clock, not before.
   chaos.kill_all();
+  const double end = setup.clock.now();
   REQUIRE_FALSE(limit.passed());
 
   const Drain drained = drain(setup, end + setup.lease + 1);

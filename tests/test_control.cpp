@@ -28,20 +28,14 @@ using jobsched::Scheduler;
 using jobsched::Seconds;
 using jobsched_test::at;
 using jobsched_test::contains;
+using jobsched_test::database;
 using jobsched_test::exec_raw;
 using jobsched_test::query_int;
+using jobsched_test::seconds;
 using jobsched_test::TempFile;
 using jobsched_test::thrown;
 
 constexpr double kT = 1'700'000'000.0;
-
-double seconds(jobsched::TimePoint time) {
-  return jobsched::to_unix_seconds(time);
-}
-
-std::string database(const TempFile& file, bool on_file) {
-  return on_file ? file.path() : ":memory:";
-}
 
 jobsched::JobOptions due_at(double time) {
   jobsched::JobOptions options;

@@ -1096,6 +1096,23 @@ Verdict analyse(const Setup& setup, const std::vector<Record>& log, const Drain&
   return verdict;
 }
 
+struct Ending {
+  double end;
+  Drain drained;
+  Verdict verdict;
+};
+
+// Kills every child, then runs what is due a lease after the last child's clock (a
+// heartbeat just before a kill extends a lease from then, so not a lease after the time
+// before the kills), and judges the file.
+Ending end_run(Chaos& chaos, const Setup& setup) {
+  chaos.kill_all();
+  const double end = setup.clock.now();
+  Drain drained = drain(setup, end + setup.lease + 1);
+  Verdict verdict = analyse(setup, chaos.log, drained);
+  return Ending{end, std::move(drained), std::move(verdict)};
+}
+
 void check_verdict(const Verdict& verdict, const Chaos& chaos) {
   for (const std::string& error : chaos.harness_errors)
     FAIL_CHECK("harness: " << error);
@@ -1220,14 +1237,11 @@ TEST_CASE(
   chaos.kill_all_but(Role::reader);
   const double readers_from = setup.clock.now();
   chaos.run_for(std::chrono::milliseconds{400});
-  // The time once every child is dead: a heartbeat just before a kill extends a lease from
-  // then, so the drain must start a lease after the last child's clock, not before.
-  chaos.kill_all();
-  const double end = setup.clock.now();
+  const Ending ending = end_run(chaos, setup);
   REQUIRE_FALSE(limit.passed());
-
-  const Drain drained = drain(setup, end + setup.lease + 1);
-  const Verdict verdict = analyse(setup, chaos.log, drained);
+  const double end = ending.end;
+  const Drain& drained = ending.drained;
+  const Verdict& verdict = ending.verdict;
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   int made_by_readers = 0;
@@ -1351,14 +1365,9 @@ TEST_CASE(
   chaos.open_declarations();
   chaos.run_for(std::chrono::milliseconds{1500});
   chaos.stop_killing();
-  // The time once every child is dead: a heartbeat just before a kill extends a lease from
-  // then, so the drain must start a lease after the last child's clock, not before.
-  chaos.kill_all();
-  const double end = setup.clock.now();
+  const Ending ending = end_run(chaos, setup);
   REQUIRE_FALSE(limit.passed());
-
-  const Drain drained = drain(setup, end + setup.lease + 1);
-  const Verdict verdict = analyse(setup, chaos.log, drained);
+  const Verdict& verdict = ending.verdict;
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   const std::string figures = summary(verdict, chaos, wall) + "; stepped back at " +

@@ -38,17 +38,15 @@ using jobsched::Scheduler;
 using jobsched::Seconds;
 using jobsched_test::at;
 using jobsched_test::contains;
+using jobsched_test::database;
 using jobsched_test::exec_raw;
 using jobsched_test::query_int;
+using jobsched_test::seconds;
 using jobsched_test::TempFile;
 using jobsched_test::thrown;
 
 // A whole number of 10-second periods, so that every-10-s firings fall on round times.
 constexpr double kT = 1'700'000'000.0;
-
-double seconds(jobsched::TimePoint time) {
-  return jobsched::to_unix_seconds(time);
-}
 
 // The fire times of the jobs claimed at `now` (up to 1,000), in claim order, completed.
 std::vector<double> run_due(Scheduler& scheduler, double now,
@@ -68,11 +66,6 @@ ScheduleOptions with_misfire(Misfire misfire, int catch_up_limit = 100) {
   options.misfire = misfire;
   options.catch_up_limit = catch_up_limit;
   return options;
-}
-
-// A real file and :memory:, each test on both.
-std::string database(const TempFile& file, bool on_file) {
-  return on_file ? file.path() : ":memory:";
 }
 
 }  // namespace

@@ -31,18 +31,12 @@ using jobsched::testing::DrainOptions;
 using jobsched::testing::DrainResult;
 using jobsched::testing::ManualClock;
 using jobsched_test::at;
+using jobsched_test::database;
+using jobsched_test::seconds;
 using jobsched_test::TempFile;
 using namespace std::chrono_literals;
 
 constexpr double kT = 1'700'000'000.0;
-
-double seconds(jobsched::TimePoint time) {
-  return jobsched::to_unix_seconds(time);
-}
-
-std::string database(const TempFile& file, bool on_file) {
-  return on_file ? file.path() : ":memory:";
-}
 
 // A job due `after` seconds after the clock's now (negative: already late), with a priority
 // and a queue.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "support/rule_checks.hpp"
 
 namespace {
 
@@ -21,60 +22,13 @@ using jobsched::Rule;
 using jobsched::TimePoint;
 using jobsched::TimeZone;
 using std::chrono::minutes;
+using jobsched_test::check_contains;
+using jobsched_test::expected;
+using jobsched_test::firings;
+using jobsched_test::iso;
+using jobsched_test::refusal;
+using jobsched_test::utc;
 
-/// "2026-03-29T01:00:00Z" as a TimePoint (timegm, not the code under test).
-TimePoint utc(const std::string& text) {
-  std::tm tm{};
-  REQUIRE(std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                      &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 6);
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return jobsched::from_unix_seconds(static_cast<double>(timegm(&tm)));
-}
-
-std::string iso(std::optional<TimePoint> time) {
-  return time ? jobsched::detail::format_time(jobsched::to_unix_seconds(*time)) : "(none)";
-}
-
-/// The next `count` firings of `rule` after `after`, as format_time shows them.
-std::vector<std::string> firings(const Rule& rule, const std::string& after, int count) {
-  std::vector<std::string> shown;
-  std::optional<TimePoint> time = utc(after);
-  for (int i = 0; i < count && time; ++i) {
-    time = rule.next_after(*time);
-    shown.push_back(iso(time));
-  }
-  return shown;
-}
-
-std::vector<std::string> expected(const std::vector<std::string>& times) {
-  std::vector<std::string> shown;
-  for (const std::string& time : times)
-    shown.push_back(iso(utc(time)));
-  return shown;
-}
-
-template <class Action>
-std::string refusal(Action&& action) {
-  try {
-    action();
-  } catch (const InvalidArgumentError& error) {
-    std::string message = error.what();
-    CHECK(message.rfind("jobsched: ", 0) == 0);
-    CHECK(message.find("jobsched: ", 1) == std::string::npos);
-    return message;
-  }
-  FAIL("no InvalidArgumentError was thrown");
-  return {};
-}
-
-void check_contains(const std::string& message, const std::vector<std::string>& fragments) {
-  INFO("message: " << message);
-  for (const std::string& fragment : fragments) {
-    INFO("expected in the message: " << fragment);
-    CHECK(message.find(fragment) != std::string::npos);
-  }
-}
 
 /// False, with a warning, when this build has no zone database.
 bool have_zones() {

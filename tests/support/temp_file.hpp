@@ -116,6 +116,16 @@ inline jobsched::TimePoint at(double unix_seconds) {
   return jobsched::from_unix_seconds(unix_seconds);
 }
 
+/// The file's path, or ":memory:": for a test run on both.
+inline std::string database(const TempFile& file, bool on_file) {
+  return on_file ? file.path() : ":memory:";
+}
+
+/// Seconds since the Unix epoch of `time`.
+inline double seconds(jobsched::TimePoint time) {
+  return jobsched::to_unix_seconds(time);
+}
+
 /// A new job's times, the rest of its settings left at their defaults.
 inline jobsched::JobOptions job_times(jobsched::TimePoint created, jobsched::TimePoint starts,
                                       std::optional<jobsched::TimePoint> expires = std::nullopt) {

@@ -515,8 +515,8 @@ TEST_CASE("processes declaring and claiming one schedule at once make each firin
 
 namespace {
 
-// A file as version 5 wrote it: a current one without what version 6 added.
-void write_v5_file(const std::string& path) {
+// A file as version 5 or 6 wrote it: a current one without what the later versions added.
+void write_old_file(const std::string& path, int version) {
   {
     jobsched_test::PinnedClock clock;
     clock.set(kT);
@@ -526,43 +526,62 @@ void write_v5_file(const std::string& path) {
     scheduler.add_job(jobsched::Payload::text("first"), options);
     scheduler.add_job(jobsched::Payload::blob("\0\1", 2));
     scheduler.claim_next_job(Seconds{60}, at(kT + 1));
+    if (version >= 6)
+      scheduler.put_schedule("old", Rule::every(Seconds{30}), {}, at(kT + 1));
   }
   auto raw = jobsched_test::open_raw(path);
   exec_raw(raw.get(),
-           "DROP INDEX ix_job_firing; ALTER TABLE job DROP COLUMN fire_at;"
-           " ALTER TABLE job DROP COLUMN schedule; ALTER TABLE job DROP COLUMN result;"
-           " ALTER TABLE job DROP COLUMN cancelled_at; DROP TABLE schedule;"
-           " UPDATE job_schema SET value = 5 WHERE key = 'version'");
+           "DROP INDEX ix_job_unique; DROP INDEX ix_job_key_completed;"
+           " ALTER TABLE job DROP COLUMN unique_key; DROP TABLE queue_pause;");
+  if (version < 6) {
+    exec_raw(raw.get(),
+             "DROP INDEX ix_job_firing; ALTER TABLE job DROP COLUMN fire_at;"
+             " ALTER TABLE job DROP COLUMN schedule; ALTER TABLE job DROP COLUMN result;"
+             " ALTER TABLE job DROP COLUMN cancelled_at; DROP TABLE schedule;");
+  }
+  exec_raw(raw.get(),
+           ("UPDATE job_schema SET value = " + std::to_string(version) + " WHERE key = 'version'")
+               .c_str());
 }
 
 }  // namespace
 
-TEST_CASE("a version-5 file reads as it was, and upgrades with every job and payload intact",
+TEST_CASE("a version-5 or -6 file reads as it was, and upgrades with every job and payload intact",
           "[schedules][migrations]") {
-  TempFile file("schedule-v5");
-  write_v5_file(file.path());
+  const int version = GENERATE(5, 6);
+  TempFile file("schedule-v" + std::to_string(version));
+  write_old_file(file.path(), version);
   std::vector<Job> before;
+  std::optional<jobsched::TimePoint> old_fire;
   {
     jobsched::Options options;
     options.read_only = true;
     auto reader = Scheduler::open(file.path(), options);
-    CHECK(reader.schema_version() == 5);
+    CHECK(reader.schema_version() == version);
     CHECK(reader.needs_upgrade());
-    CHECK(reader.schedules().empty());
+    CHECK(reader.schedules().size() == (version >= 6 ? 1U : 0U));
     CHECK_FALSE(reader.get_schedule("tick"));
-    for (std::int64_t id = 1; id <= 2; ++id)
+    for (std::int64_t id = 1; id <= (version >= 6 ? 3 : 2); ++id)
       before.push_back(*reader.get_job(id, at(kT + 2)));
     CHECK(before[0].data == jobsched::Payload::text("first"));
     CHECK(before[0].queue == "q");
     CHECK(before[0].attempts == 1);
     CHECK(before[1].data == jobsched::Payload::blob("\0\1", 2));
-    CHECK(reader.count_pending_jobs(at(kT + 2)) == 2);
+    CHECK_FALSE(before[0].key);
+    CHECK(reader.count_pending_jobs(at(kT + 2)) == (version >= 6 ? 3 : 2));
+    if (version >= 6) {
+      old_fire = reader.get_schedule("old")->next_fire;
+      REQUIRE(old_fire);
+      CHECK(before[2].firing == jobsched::Firing{"old", *old_fire});
+    }
   }
   auto scheduler = Scheduler::open(file.path());
-  CHECK(scheduler.migrated_from() == std::optional<int>(5));
+  CHECK(scheduler.migrated_from() == std::optional<int>(version));
   CHECK(scheduler.schema_version() == jobsched::current_schema_version);
-  for (std::int64_t id = 1; id <= 2; ++id)
+  for (std::int64_t id = 1; id <= static_cast<std::int64_t>(before.size()); ++id)
     CHECK(*scheduler.get_job(id, at(kT + 2)) == before[static_cast<std::size_t>(id - 1)]);
+  if (version >= 6)
+    CHECK(scheduler.get_schedule("old")->next_fire == old_fire);
   scheduler.put_schedule("tick", Rule::every(Seconds{10}), {}, at(kT + 2));
   CHECK(seconds(*scheduler.get_schedule("tick")->next_fire) == kT + 10);
 }

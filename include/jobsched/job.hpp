@@ -60,6 +60,8 @@ struct Job {
   /// When the job was cancelled (cancel_job); it is then failed too, with the reason as its
   /// last error. Empty otherwise.
   std::optional<TimePoint> cancelled_at;
+  /// The job's unique key (JobOptions::unique); empty for a job added without one.
+  std::optional<std::string> key;
 
   bool is_completed() const noexcept { return completed_at.has_value(); }
   bool is_failed() const noexcept { return failed_at.has_value(); }
@@ -81,7 +83,8 @@ struct Job {
            a.max_attempts == b.max_attempts && a.initial_backoff == b.initial_backoff &&
            a.max_backoff == b.max_backoff && a.last_error == b.last_error &&
            a.failed_at == b.failed_at && a.priority == b.priority && a.queue == b.queue &&
-           a.firing == b.firing && a.result == b.result && a.cancelled_at == b.cancelled_at;
+           a.firing == b.firing && a.result == b.result && a.cancelled_at == b.cancelled_at &&
+           a.key == b.key;
   }
   friend bool operator!=(const Job& a, const Job& b) noexcept { return !(a == b); }
 };

@@ -16,7 +16,7 @@ namespace jobsched {
 
 /// The schema version this build writes. Files at versions -1 (empty) to 2, written by the
 /// original Python scheduler and its successor, and 3 (ours), are upgraded to it on open.
-inline constexpr int current_schema_version = 6;
+inline constexpr int current_schema_version = 7;
 
 namespace detail {
 
@@ -126,6 +126,16 @@ inline constexpr Migration migrations[] = {
      // the time it was cancelled).
      "ALTER TABLE job ADD COLUMN result;"
      "ALTER TABLE job ADD COLUMN cancelled_at REAL;"},
+    // Unique jobs: at most one pending or running job (states 0 to 4) per key, enforced by
+    // the index; completions by key, for keys unique over a period. Paused queues.
+    {7,
+     "ALTER TABLE job ADD COLUMN unique_key TEXT;"
+     "CREATE UNIQUE INDEX ix_job_unique ON job (unique_key)"
+     " WHERE unique_key IS NOT NULL AND state < 5;"
+     "CREATE INDEX ix_job_key_completed ON job (unique_key, completed_at)"
+     " WHERE unique_key IS NOT NULL AND state = 6;"
+     "CREATE TABLE queue_pause (queue TEXT PRIMARY KEY NOT NULL, paused_at REAL NOT NULL)"
+     " WITHOUT ROWID;"},
 };
 static_assert(sizeof migrations / sizeof migrations[0] == current_schema_version + 1);
 
@@ -197,17 +207,21 @@ inline void show_as_current(sqlite3* db, int version, int default_max_attempts) 
     if (version < 0)
       columns = columns.substr(0, columns.find(", CASE WHEN")) + ", 0 AS state";
   }
-  columns += ", NULL AS schedule, NULL AS fire_at, NULL AS result, NULL AS cancelled_at";
+  columns += version >= 6 ? ", schedule, fire_at, result, cancelled_at"
+                          : ", NULL AS schedule, NULL AS fire_at, NULL AS result, NULL AS cancelled_at";
+  columns += ", NULL AS unique_key";
   const std::string view =
       "CREATE TEMP VIEW job AS SELECT " + columns + (version < 0 ? " LIMIT 0" : " FROM main.job");
   exec(db, view.c_str());
-  // No schedules before version 6.
-  exec(db,
-       "CREATE TEMP VIEW schedule AS SELECT NULL AS name, NULL AS rule, NULL AS misfire,"
-       " NULL AS catch_up_limit, NULL AS data, NULL AS queue, NULL AS priority,"
-       " NULL AS expires_after, NULL AS max_attempts, NULL AS backoff_initial,"
-       " NULL AS backoff_max, NULL AS paused, NULL AS made_through, NULL AS ahead_at,"
-       " NULL AS ahead_job, NULL AS error, NULL AS created_at, NULL AS updated_at LIMIT 0");
+  // No paused queues before version 7, no schedules before version 6.
+  exec(db, "CREATE TEMP VIEW queue_pause AS SELECT NULL AS queue, NULL AS paused_at LIMIT 0");
+  if (version < 6)
+    exec(db,
+         "CREATE TEMP VIEW schedule AS SELECT NULL AS name, NULL AS rule, NULL AS misfire,"
+         " NULL AS catch_up_limit, NULL AS data, NULL AS queue, NULL AS priority,"
+         " NULL AS expires_after, NULL AS max_attempts, NULL AS backoff_initial,"
+         " NULL AS backoff_max, NULL AS paused, NULL AS made_through, NULL AS ahead_at,"
+         " NULL AS ahead_job, NULL AS error, NULL AS created_at, NULL AS updated_at LIMIT 0");
   // Before version 5 every payload is in the old rows, which the view shows.
   if (version < 5)
     exec(db, "CREATE TEMP VIEW job_payload AS SELECT NULL AS job_id, NULL AS data LIMIT 0");

@@ -77,7 +77,7 @@ inline Payload read_payload(const Run& run, int column) {
 }
 
 // Columns in the order of JOBSCHED_JOB_COLUMNS in detail/sql.hpp.
-inline constexpr int job_columns = 20;
+inline constexpr int job_columns = 21;
 inline Job read_job(const Run& run) {
   Job job;
   job.id = run.column_int64(0);
@@ -104,6 +104,8 @@ inline Job read_job(const Run& run) {
     job.firing = Firing{std::string(run.column_text(16)), from_unix_seconds(run.column_double(17))};
   job.result = read_payload(run, 18);
   job.cancelled_at = read_optional_time(run, 19);
+  if (run.column_type(20) != SQLITE_NULL)
+    job.key = std::string(run.column_text(20));
   return job;
 }
 

@@ -77,7 +77,7 @@ inline constexpr int firings_per_read = 16;
   " CASE WHEN " JOBSCHED_ABANDONED " THEN " JOBSCHED_LEASE_RAN_OUT      \
   " ELSE last_error END,"                                               \
   " CASE WHEN " JOBSCHED_ABANDONED " THEN lease_until ELSE failed_at END, priority, queue,"    \
-  " schedule, fire_at, result, cancelled_at"
+  " schedule, fire_at, result, cancelled_at, unique_key"
 #define JOBSCHED_JOB_COLUMNS JOBSCHED_JOB_COLUMNS_WITH(JOBSCHED_PAYLOAD)
 // Not held: not locked, not leased on its last attempt, and any lease run out (a lease that
 // ran out before the last attempt frees its job; a job moved on keeps its lease's end).

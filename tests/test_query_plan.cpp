@@ -216,6 +216,8 @@ std::vector<Expected> statements() {
       {"delete_schedule", sql::delete_schedule, {text("s")}, {schedule_by_name}},
       {"select_firing", sql::select_firing, {text("s"), real(kNow)}, {"ix_job_firing"}},
       {"withdraw_firing", sql::withdraw_firing, {integer(1), text("s")}, {by_id}},
+      {"resume_queue", sql::resume_queue, {text("q")}, {"PRIMARY KEY"}},
+      {"paused_queues", sql::paused_queues, {}, {"queue_pause"}},
   };
 }
 

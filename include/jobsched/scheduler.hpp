@@ -453,6 +453,36 @@ class Scheduler {
   /// tx.commit();`. ReadOnlyError on a read-only scheduler.
   Transaction transaction() { return Transaction(db(), &writes().transaction, file_); }
 
+  /// Pauses `queue` ("" is the default queue) in every process: claims, lock_next_job,
+  /// next_job and seconds_until_next_job pass over its jobs until resume_queue, and Workers
+  /// stop taking them; jobs already claimed run on, adds still add, and count_pending_jobs
+  /// counts them. A queue with no jobs may be paused. True when it was not paused already.
+  bool pause_queue(const std::string& queue, std::optional<TimePoint> now = std::nullopt) {
+    detail::Run run(writes().pause_queue);
+    run.bind(1, checked_now(now)).bind_text(2, queue);
+    return run.execute() > 0;
+  }
+
+  /// Lets claims take `queue`'s jobs again (Workers waiting notice at once). True when it
+  /// was paused.
+  bool resume_queue(const std::string& queue) {
+    detail::Run run(writes().resume_queue);
+    run.bind_text(2, queue);
+    const bool resumed = run.execute() > 0;
+    if (resumed)
+      job_added();
+    return resumed;
+  }
+
+  /// The paused queues, by name.
+  std::vector<std::string> paused_queues() {
+    std::vector<std::string> paused;
+    detail::Run run(reads().paused_queues);
+    while (run.step())
+      paused.emplace_back(run.column_text(0));
+    return paused;
+  }
+
   /// Creates the schedule `name`, or updates it to `rule` and `options`; putting the same
   /// definition again changes nothing, so a program may declare its schedules at every start.
   /// The next firing is made at once, as a job that starts at the fire time (an update makes

@@ -70,6 +70,8 @@ struct Lag {
   bool unexpired_moved_out = false;
   bool live_lease_moved_on = false;
   bool schedule_due = false;
+  // Not a lag: some queue is paused, and the orders serve only the others.
+  bool queues_paused = false;
 };
 
 // The times that say where the stored states lag, as a write or a read needs them (see
@@ -77,6 +79,7 @@ struct Lag {
 struct LagTimes {
   bool for_writes = false;
   std::optional<double> times[6];
+  bool queues_paused = false;
 
   static LagTimes read(const Statement& statement, bool for_writes) {
     Run run(statement);
@@ -87,6 +90,7 @@ struct LagTimes {
       if (run.column_type(column) != SQLITE_NULL)
         lag.times[column] = run.column_double(column);
     }
+    lag.queues_paused = run.column_type(6) != SQLITE_NULL;
     return lag;
   }
 
@@ -95,6 +99,7 @@ struct LagTimes {
     auto after = [&](int column) { return times[column] && *times[column] > now; };
     Lag lag;
     lag.schedule_due = at_or_before(5);
+    lag.queues_paused = queues_paused;
     if (for_writes) {
       lag.due_scheduled = at_or_before(0);
       lag.ran_out_lease = at_or_before(1);
@@ -116,7 +121,8 @@ inline constexpr std::int64_t available_state = 1;
 inline constexpr std::int64_t leased_state = 2;
 inline constexpr std::int64_t expired_state = 5;
 
-// The schedule's orders at `now`. Reads only; used by one call, on its own connection.
+// The schedule's orders at `now`, over the queues a call serves: those it names, or every
+// queue, less the paused ones. Reads only; used by one call, on its own connection.
 class JobOrder {
  public:
   JobOrder(ReadStatements& statements, double now, int default_max_attempts, const Lag& lag) noexcept
@@ -128,6 +134,7 @@ class JobOrder {
   // The due, free job a claim takes: in claim order, from `queues`, or from every queue
   // when null.
   std::optional<Candidate> first_claimable(const std::vector<std::string>* queues) {
+    queues = served(queues);
     std::optional<Candidate> best;
     auto keep = [&](const std::optional<Candidate>& found) {
       if (found && (!best || claimed_before(*found, *best)))
@@ -173,6 +180,7 @@ class JobOrder {
   // state lags: the caller asks first_claimable once per job instead.
   std::vector<Candidate> first_claimable_batch(const std::vector<std::string>* queues,
                                                std::size_t limit) {
+    queues = served(queues);
     std::vector<Candidate> batch;
     if (lag_.due_scheduled || lag_.ran_out_lease || lag_.unexpired_moved_out)
       return batch;
@@ -205,6 +213,7 @@ class JobOrder {
   // next_job's job: the pending free job with the earliest start (then the lowest id), due
   // or not, from `queues`, or from every queue when null.
   std::optional<Candidate> first_in_start_order(const std::vector<std::string>* queues) {
+    queues = served(queues);
     std::optional<Candidate> next;
     std::vector<std::int64_t> states = lagging_free_states();
     states.push_back(scheduled_state);
@@ -241,6 +250,7 @@ class JobOrder {
   // the first to become free, at its start or at the end of the lease that holds it; from
   // `queues`, or from every queue when null.
   std::optional<Candidate> first_due(const std::vector<std::string>* queues) {
+    queues = served(queues);
     std::optional<Candidate> next = first_in_start_order(queues);
     if (queues == nullptr) {
       keep_first_freed_by_lease(nullptr, next);
@@ -254,6 +264,32 @@ class JobOrder {
  private:
   // Not a priority level: an int64 outside int's range.
   static constexpr std::int64_t no_level = std::numeric_limits<std::int64_t>::max();
+
+  // The queues a call serves: `queues` (every queue when null) less the paused ones, listed
+  // once per call while any queue is paused (every queue with open jobs is then a probe).
+  const std::vector<std::string>* served(const std::vector<std::string>* queues) {
+    if (!lag_.queues_paused || queues == &served_)
+      return queues;
+    if (!served_known_) {
+      std::vector<std::string> paused;
+      {
+        Run run(statements_.paused_queues);
+        while (run.step())
+          paused.emplace_back(run.column_text(0));
+      }
+      auto serve = [&](const std::string& queue) {
+        if (!std::binary_search(paused.begin(), paused.end(), queue))
+          served_.push_back(queue);
+      };
+      if (queues != nullptr) {
+        std::for_each(queues->begin(), queues->end(), serve);
+      } else {
+        for_each_stored_queue(serve);
+      }
+      served_known_ = true;
+    }
+    return &served_;
+  }
 
   void bind_now(Run& run) const {
     run.bind(1, now_);
@@ -412,6 +448,8 @@ class JobOrder {
   double now_;
   int default_max_attempts_;
   Lag lag_;
+  std::vector<std::string> served_;
+  bool served_known_ = false;
 };
 
 }  // namespace jobsched::detail

@@ -169,21 +169,24 @@ inline constexpr const char* unlock_job =
 // earliest expiry of a job in states 0 to 4, the latest expiry moved out (later than ?1 when
 // the clock was set back). For reads: lease ends with attempts left, the latest expiry moved
 // out, and the latest end of a lease whose job was moved on (in states 0, 1 and 5). Both:
-// the earliest schedule due (its firing made ahead is due: the next one is to be made).
+// the earliest schedule due (its firing made ahead is due: the next one is to be made), and
+// whether any queue is paused.
 inline constexpr const char* lagging_for_writes =
     "SELECT (SELECT min(starts_at) FROM job WHERE state = 0),"
     " (SELECT min(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 2),"
     " (SELECT min(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 3),"
     " (SELECT min(expires_at) FROM job WHERE state < 5 AND expires_at IS NOT NULL),"
     " (SELECT max(expires_at) FROM job INDEXED BY ix_job_expired WHERE state = 5),"
-    " (SELECT min(ahead_at) FROM schedule WHERE paused = 0 AND ahead_at IS NOT NULL)";
+    " (SELECT min(ahead_at) FROM schedule WHERE paused = 0 AND ahead_at IS NOT NULL),"
+    " (SELECT 1 FROM queue_pause LIMIT 1)";
 inline constexpr const char* lagging_for_reads =
     "SELECT (SELECT min(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 2),"
     " (SELECT max(expires_at) FROM job INDEXED BY ix_job_expired WHERE state = 5),"
     " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 0),"
     " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 1),"
     " (SELECT max(lease_until) FROM job WHERE lease_until IS NOT NULL AND state = 5),"
-    " (SELECT min(ahead_at) FROM schedule WHERE paused = 0 AND ahead_at IS NOT NULL)";
+    " (SELECT min(ahead_at) FROM schedule WHERE paused = 0 AND ahead_at IS NOT NULL),"
+    " (SELECT 1 FROM queue_pause LIMIT 1)";
 // In next_job's order (start, then id): the first pending free job in state ?2 (0, 1 or 2).
 inline constexpr const char* first_in_start_order =
     "SELECT id, starts_at FROM job" JOBSCHED_BY_START_ORDER " WHERE state = ?2 AND "
@@ -337,6 +340,13 @@ inline constexpr const char* retry_job =
     ", state = " JOBSCHED_FREE_STATE(JOBSCHED_RETRY_START)
     " WHERE id = ?2 AND failed_at IS NOT NULL";
 #undef JOBSCHED_RETRY_START
+
+// ---- Paused queues ------------------------------------------------------------------------
+// A queue paused (?2) at ?1 stays paused from its first pause; resuming deletes its row.
+inline constexpr const char* pause_queue =
+    "INSERT OR IGNORE INTO queue_pause (queue, paused_at) VALUES (?2, ?1)";
+inline constexpr const char* resume_queue = "DELETE FROM queue_pause WHERE queue = ?2";
+inline constexpr const char* paused_queues = "SELECT queue FROM queue_pause ORDER BY queue";
 
 // ---- Upgrading to version 5: each job's state at ?1, with ?2 the default limit on attempts
 inline constexpr const char* set_job_states =

@@ -53,11 +53,12 @@ struct ReadStatements {
         live_leases(db, prepared(sql::live_leases, views)),
         select_failed_jobs(db, prepared(sql::select_failed_jobs, views)),
         select_payload(db, prepared(sql::select_payload, views)),
+        paused_queues(db, prepared(sql::paused_queues, views)),
         data_version(db, prepared(sql::data_version, views)),
         begin_read(db, "BEGIN"),
         end_read(db, "COMMIT") {}
   Statement select_job, count_pending_jobs, lagging_for_writes, lagging_for_reads, first_in_start_order, first_available, first_available_in_queue, available_in_claim_order,
-      available_in_queue_in_claim_order, next_queue, next_priority, first_due_in_level, first_free_in_level, unexpired_moved_out, live_leases, select_failed_jobs, select_payload, data_version;
+      available_in_queue_in_claim_order, next_queue, next_priority, first_due_in_level, first_free_in_level, unexpired_moved_out, live_leases, select_failed_jobs, select_payload, paused_queues, data_version;
   Statement begin_read, end_read;  // a ReadTransaction
 };
 
@@ -96,8 +97,10 @@ struct WriteStatements {
         retry_later(db, sql::retry_later),
         fail_for_good(db, sql::fail_for_good),
         retry_job(db, sql::retry_job),
+        pause_queue(db, sql::pause_queue),
+        resume_queue(db, sql::resume_queue),
         transaction(db) {}
-  Statement insert_job, insert_payload, complete_job, delete_job, delete_payload, delete_completed_payloads, delete_completed_jobs, delete_expired_payloads, delete_expired_jobs, delete_failed_payloads, delete_failed_jobs, lock_job, unlock_job, lock_job_by_id, due_scheduled, expired_free, ran_out_leases, move_free_job, claim_job, select_claimed_job, any_abandoned_job, fail_abandoned_jobs, complete_claim, extend_claim, release_claim, complete_claim_with_result, snooze_claim, cancel_job, select_claimed, retry_later, fail_for_good, retry_job;
+  Statement insert_job, insert_payload, complete_job, delete_job, delete_payload, delete_completed_payloads, delete_completed_jobs, delete_expired_payloads, delete_expired_jobs, delete_failed_payloads, delete_failed_jobs, lock_job, unlock_job, lock_job_by_id, due_scheduled, expired_free, ran_out_leases, move_free_job, claim_job, select_claimed_job, any_abandoned_job, fail_abandoned_jobs, complete_claim, extend_claim, release_claim, complete_claim_with_result, snooze_claim, cancel_job, select_claimed, retry_later, fail_for_good, retry_job, pause_queue, resume_queue;
   TransactionStatements transaction;
 };
 

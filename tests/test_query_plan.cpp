@@ -216,6 +216,16 @@ std::vector<Expected> statements() {
       {"delete_schedule", sql::delete_schedule, {text("s")}, {schedule_by_name}},
       {"select_firing", sql::select_firing, {text("s"), real(kNow)}, {"ix_job_firing"}},
       {"withdraw_firing", sql::withdraw_firing, {integer(1), text("s")}, {by_id}},
+      // Unique jobs.
+      {"select_key_holder", sql::select_key_holder, {text("k")}, {"ix_job_unique"}},
+      {"select_unique_key", sql::select_unique_key, {integer(1)}, {by_id}},
+      {"move_out_expired", sql::move_out_expired, {integer(1)}, {by_id}},
+      {"fail_abandoned_job", sql::fail_abandoned_job, {integer(1)}, {by_id}},
+      {"key_completed_after",
+       sql::key_completed_after,
+       {text("k"), real(kNow - 3600)},
+       {"ix_job_key_completed"}},
+      {"replace_keyed_job", sql::replace_keyed_job, {integer(1)}, {by_id}},
       {"resume_queue", sql::resume_queue, {text("q")}, {"PRIMARY KEY"}},
       {"paused_queues", sql::paused_queues, {}, {"queue_pause"}},
   };

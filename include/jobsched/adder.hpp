@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -17,6 +18,8 @@
 #include "job.hpp"
 #include "options.hpp"
 #include "scheduler.hpp"
+#include "transaction.hpp"
+#include "unique.hpp"
 
 namespace jobsched {
 
@@ -55,7 +58,8 @@ class Adder {
 
   /// Adds a job and returns it as stored, once its commit is done. A bad job is refused with
   /// InvalidArgumentError before anything is written (the others go on); a commit that fails
-  /// (busy, I/O) throws its error from every add it carried, and none of them is added.
+  /// (busy, I/O) throws its error from every add it carried, and none of them is added. A
+  /// unique key's conflict (JobOptions::unique) throws UniqueConflictError from its add alone.
   Job add(Payload data, JobOptions options = {}) {
     // Checked here, in the caller's thread, so that a bad job fails alone; created now, not
     // when its commit comes.
@@ -108,14 +112,19 @@ class Adder {
       for (Pending& pending : batch)
         jobs.push_back(std::move(pending.job));
       try {
-        std::vector<Job> added = scheduler_.add_jobs(std::move(jobs));
+        std::vector<std::exception_ptr> refused(jobs.size());
+        std::vector<Job> added = add_all(std::move(jobs), refused);
         {
           // Counted before any add returns, so that its caller sees its own commit counted.
           const std::lock_guard<std::mutex> counting(mutex_);
           ++commits_;
         }
-        for (std::size_t i = 0; i < batch.size(); ++i)
-          batch[i].added.set_value(std::move(added[i]));
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          if (refused[i])
+            batch[i].added.set_exception(refused[i]);
+          else
+            batch[i].added.set_value(std::move(added[i]));
+        }
         lock.lock();
       } catch (...) {
         const std::exception_ptr error = std::current_exception();
@@ -124,6 +133,28 @@ class Adder {
         lock.lock();
       }
     }
+  }
+
+  // The batch in one commit. When a unique key's conflict may throw (OnConflict::fail or
+  // replace), each add goes in a savepoint of its own, so that a conflict refuses that add
+  // alone (its error in `refused`).
+  std::vector<Job> add_all(std::vector<NewJob> jobs, std::vector<std::exception_ptr>& refused) {
+    const bool may_conflict = std::any_of(jobs.begin(), jobs.end(), [](const NewJob& job) {
+      return job.options.unique && job.options.unique->on_conflict != OnConflict::return_existing;
+    });
+    if (!may_conflict)
+      return scheduler_.add_jobs(std::move(jobs));
+    std::vector<Job> added(jobs.size());
+    Transaction transaction = scheduler_.transaction();
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      try {
+        added[i] = scheduler_.add_job(std::move(jobs[i].data), jobs[i].options);
+      } catch (const UniqueConflictError&) {
+        refused[i] = std::current_exception();
+      }
+    }
+    transaction.commit();
+    return added;
   }
 
   Scheduler scheduler_;  // used by the committing thread only, and now() by add()

@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -71,6 +72,26 @@ class ReadOnlyError : public IoError {
 class ConstraintError : public Error {
  public:
   using Error::Error;
+};
+
+/// A unique job's key is held by another job (Unique, OnConflict::fail, or a replace or
+/// retry_job that cannot be done): nothing was changed. Codes SQLITE_CONSTRAINT and
+/// SQLITE_CONSTRAINT_UNIQUE.
+class UniqueConflictError : public ConstraintError {
+ public:
+  UniqueConflictError(const std::string& message, std::string key, std::int64_t existing_id)
+      : ConstraintError(message, SQLITE_CONSTRAINT, SQLITE_CONSTRAINT_UNIQUE),
+        key_(std::move(key)),
+        existing_id_(existing_id) {}
+
+  /// The key.
+  const std::string& key() const noexcept { return key_; }
+  /// The id of the job holding it; 0 when that is an earlier job of the same add_jobs call.
+  std::int64_t existing_id() const noexcept { return existing_id_; }
+
+ private:
+  std::string key_;
+  std::int64_t existing_id_;
 };
 
 }  // namespace jobsched

@@ -7,6 +7,7 @@
 
 #include "payload.hpp"
 #include "time.hpp"
+#include "unique.hpp"
 
 namespace jobsched {
 
@@ -103,6 +104,8 @@ struct JobOptions {
   std::optional<int> max_attempts;
   std::optional<Seconds> initial_backoff;
   std::optional<Seconds> max_backoff;
+  /// A unique key, and what to do when another job holds it (see Unique); empty: none.
+  std::optional<Unique> unique;
 };
 
 /// A job to add with Scheduler::add_jobs: its payload and its options.

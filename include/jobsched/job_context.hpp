@@ -86,7 +86,9 @@ class JobContext {
 
   /// Adds a job in the same transaction as this job's completion, and only if it completes
   /// (a handler that throws, snoozes or loses its claim adds nothing). Checked now:
-  /// InvalidArgumentError as add_job gives.
+  /// InvalidArgumentError as add_job gives. A unique key's conflict that add_job would throw
+  /// (OnConflict::fail, or a replace of a running job) undoes the completion: the attempt
+  /// fails with the UniqueConflictError's message, and nothing is added.
   void add_job(Payload data, JobOptions options = {}) {
     detail::checked_new_job(data, options, link_.clock_now());
     follow_ups_.push_back(NewJob{std::move(data), std::move(options)});

@@ -18,6 +18,7 @@
 #include "time.hpp"
 #include "time_zone.hpp"
 #include "transaction.hpp"
+#include "unique.hpp"
 #include "worker.hpp"
 
 #define JOBSCHED_VERSION_MAJOR 0

@@ -26,6 +26,7 @@
 #include "detail/sqlite.hpp"
 #include "detail/statements.hpp"
 #include "detail/transaction.hpp"
+#include "detail/unique.hpp"
 #include "detail/upkeep.hpp"
 #include "detail/validate.hpp"
 #include "detail/firing.hpp"
@@ -38,6 +39,7 @@
 #include "schedule.hpp"
 #include "time.hpp"
 #include "transaction.hpp"
+#include "unique.hpp"
 
 namespace jobsched {
 
@@ -99,12 +101,15 @@ class Scheduler {
 
   /// Adds a job and returns it as stored. Refuses NaN, infinite and out-of-range times and
   /// created_at > starts_at > expires_at with InvalidArgumentError, before any SQL runs.
+  /// With JobOptions::unique, when another job holds the key at now, its OnConflict decides:
+  /// that job is returned, replaced and returned, or UniqueConflictError is thrown.
   Job add_job(Payload data, const JobOptions& options = {}) {
     const detail::CheckedTimes times = checked_new_job(data, options);
     detail::WriteTransaction transaction(db(), &writes().transaction);
     const double state_at = state_time(times.created_at);
     move_on(state_at);
-    Job job = insert_job(std::move(data), options, times, state_at);
+    Job job = options.unique ? add_unique_job(std::move(data), options, times, state_at).job
+                             : insert_job(std::move(data), options, times, state_at);
     transaction.commit();
     job_added();
     return job;
@@ -113,6 +118,8 @@ class Scheduler {
   /// Adds every job in one transaction (one commit, so many times faster than one at a
   /// time) and returns them as stored, in order. Every job is checked first: a bad one is
   /// refused with InvalidArgumentError naming its place in the list, and none is added.
+  /// Unique keys conflict with earlier jobs of the list as with stored ones; every entry of
+  /// one job shows it as the list left it; a UniqueConflictError adds none.
   std::vector<Job> add_jobs(std::vector<NewJob> jobs) {
     std::vector<detail::CheckedTimes> times;
     times.reserve(jobs.size());
@@ -129,8 +136,20 @@ class Scheduler {
     detail::WriteTransaction transaction(db(), &writes().transaction);
     const double state_at = state_time(times.empty() ? 0.0 : times.front().created_at);
     move_on(state_at, jobs.size());
-    for (std::size_t i = 0; i < jobs.size(); ++i)
-      added.push_back(insert_job(std::move(jobs[i].data), jobs[i].options, times[i], state_at));
+    std::optional<detail::UniqueBatch> keyed;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (!jobs[i].options.unique) {
+        added.push_back(insert_job(std::move(jobs[i].data), jobs[i].options, times[i], state_at));
+        continue;
+      }
+      if (!keyed)
+        keyed.emplace(jobs.size());
+      keyed->add(i, added, [&] {
+        return add_unique_job(std::move(jobs[i].data), jobs[i].options, times[i], state_at);
+      });
+    }
+    if (keyed)
+      keyed->finish(added);
     transaction.commit();
     if (!added.empty())
       job_added();
@@ -429,9 +448,21 @@ class Scheduler {
     detail::WriteStatements& write = writes();
     detail::WriteTransaction transaction(db(), &write.transaction);
     fail_abandoned_jobs(at);
-    detail::Run run(write.retry_job);
-    run.bind(1, at).bind(2, id);
-    const bool retried = run.execute() > 0;
+    auto retry = [&] {
+      detail::Run run(write.retry_job);
+      run.bind(1, at).bind(2, id);
+      return run.execute() > 0;
+    };
+    bool retried = false;
+    try {
+      retried = retry();
+    } catch (const ConstraintError& error) {
+      // ix_job_unique: another open job has its key; retried when that one lets go of it.
+      if (error.extended_code() != SQLITE_CONSTRAINT_UNIQUE ||
+          !detail::free_key_for_retry(unique_statements(), id, at))
+        throw;
+      retried = retry();
+    }
     transaction.commit();
     return retried;
   }
@@ -678,6 +709,19 @@ class Scheduler {
     return detail::insert_job(db(), writes(), std::move(data), options, times, state_at);
   }
 
+  detail::UniqueAdd add_unique_job(Payload data, const JobOptions& options,
+                                   const detail::CheckedTimes& times, double at) {
+    return detail::add_unique_job(db(), reads(), writes(), unique_statements(), std::move(data),
+                                  options, times, at);
+  }
+
+  detail::UniqueStatements& unique_statements() {
+    writes();
+    if (!unique_statements_)
+      unique_statements_.emplace(db());
+    return *unique_statements_;
+  }
+
   // `settle_one(item, at)` for each item, in one write transaction.
   template <class Item, class SettleOne>
   std::vector<bool> settle_all(const std::vector<Item>& items, double at, SettleOne settle_one) {
@@ -901,6 +945,7 @@ class Scheduler {
   std::int64_t lag_changes_ = 0;
   detail::Statements statements_;
   std::optional<detail::ScheduleStatements> schedule_statements_;  // on first use
+  std::optional<detail::UniqueStatements> unique_statements_;      // on first use
 };
 
 }  // namespace jobsched

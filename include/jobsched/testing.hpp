@@ -141,6 +141,8 @@ namespace detail {
 struct FinderSql {
   static constexpr const char* all_ids = "SELECT id FROM job ORDER BY id";
   static constexpr const char* ids_in_queue = "SELECT id FROM job WHERE queue = ?1 ORDER BY id";
+  static constexpr const char* ids_with_key =
+      "SELECT id FROM job WHERE unique_key = ?1 ORDER BY id";
 };
 
 inline std::vector<Job> jobs_by_ids(Scheduler& scheduler, const char* sql,
@@ -167,8 +169,6 @@ inline std::vector<Job> jobs_by_ids(Scheduler& scheduler, const char* sql,
 
 }  // namespace detail
 
-// A finder by unique key comes with unique jobs.
-
 /// Every job, whatever its state at `now`, by id.
 inline std::vector<Job> all_jobs(Scheduler& scheduler,
                                  std::optional<TimePoint> now = std::nullopt) {
@@ -179,6 +179,13 @@ inline std::vector<Job> all_jobs(Scheduler& scheduler,
 inline std::vector<Job> jobs_in_queue(Scheduler& scheduler, std::string_view queue,
                                       std::optional<TimePoint> now = std::nullopt) {
   return detail::jobs_by_ids(scheduler, detail::FinderSql::ids_in_queue, queue, now);
+}
+
+/// Every job with the unique key `key` (JobOptions::unique), whatever its state at `now`
+/// (open, expired, completed, failed), by id.
+inline std::vector<Job> jobs_with_key(Scheduler& scheduler, std::string_view key,
+                                      std::optional<TimePoint> now = std::nullopt) {
+  return detail::jobs_by_ids(scheduler, detail::FinderSql::ids_with_key, key, now);
 }
 
 /// Every job whose payload equals `data` (bytes and storage class), whatever its state at

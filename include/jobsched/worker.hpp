@@ -29,6 +29,7 @@
 #include "job_context.hpp"
 #include "options.hpp"
 #include "scheduler.hpp"
+#include "detail/unique_follow_ups.hpp"
 #include "time.hpp"
 
 namespace jobsched {
@@ -269,13 +270,12 @@ inline void commit_outcomes(WorkerState& state, std::vector<WorkerState::Outcome
             settled = scheduler.snooze(outcome.claim, *outcome.snooze);
             snoozed += settled ? 1 : 0;
           } else {
-            settled = outcome.result ? scheduler.complete(outcome.claim, *outcome.result)
-                                     : scheduler.complete(outcome.claim);
-            if (settled && !outcome.follow_ups.empty()) {
-              scheduler.add_jobs(outcome.follow_ups);
-              added = true;
-            }
-            completed += settled ? 1 : 0;
+            const FollowUpCompletion done = complete_with_follow_ups(
+                scheduler, outcome.claim, outcome.result, outcome.follow_ups);
+            settled = done != FollowUpCompletion::stale;
+            added = added || (done == FollowUpCompletion::completed && !outcome.follow_ups.empty());
+            completed += done == FollowUpCompletion::completed ? 1 : 0;
+            failed += done == FollowUpCompletion::failed ? 1 : 0;
           }
           stale += settled ? 0 : 1;
         }

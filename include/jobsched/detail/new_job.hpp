@@ -28,23 +28,26 @@ inline CheckedTimes checked_new_job(const Payload& data, const JobOptions& optio
   const CheckedTimes times = check_job_times(created, starts, options.expires_at);
   check_payload(data);
   check_job_settings(options);
+  if (options.unique)
+    check_unique(*options.unique);
   return times;
 }
 
-// Inserts a checked job in its state at `state_at`, and returns it as stored.
-inline Job insert_job(sqlite3* db, WriteStatements& write, Payload data,
-                      const JobOptions& options, const CheckedTimes& times, double state_at) {
-  {
-    Run run(write.insert_job);
-    run.bind(1, state_at);
-    run.bind(3, times.created_at).bind(4, times.starts_at);
-    bind_optional(run, 5, times.expires_at);
-    run.bind(6, std::int64_t{options.priority}).bind_text(7, options.queue);
-    bind_optional(run, 8, options.max_attempts);
-    bind_optional(run, 9, options.initial_backoff);
-    bind_optional(run, 10, options.max_backoff);
-    run.execute();
-  }
+// Binds a new job's values to ?1 and ?3 to ?10 of sql::insert_job (or insert_keyed_job).
+inline void bind_new_job(Run& run, const JobOptions& options, const CheckedTimes& times,
+                         double state_at) {
+  run.bind(1, state_at);
+  run.bind(3, times.created_at).bind(4, times.starts_at);
+  bind_optional(run, 5, times.expires_at);
+  run.bind(6, std::int64_t{options.priority}).bind_text(7, options.queue);
+  bind_optional(run, 8, options.max_attempts);
+  bind_optional(run, 9, options.initial_backoff);
+  bind_optional(run, 10, options.max_backoff);
+}
+
+// After the row's insert: its payload, and the job as stored.
+inline Job inserted_job(sqlite3* db, WriteStatements& write, Payload data,
+                        const JobOptions& options, const CheckedTimes& times) {
   Job job;
   job.id = sqlite3_last_insert_rowid(db);
   {
@@ -65,6 +68,18 @@ inline Job insert_job(sqlite3* db, WriteStatements& write, Payload data,
   job.priority = options.priority;
   job.queue = options.queue;
   return job;
+}
+
+// Inserts a checked job without a unique key in its state at `state_at`, and returns it as
+// stored.
+inline Job insert_job(sqlite3* db, WriteStatements& write, Payload data,
+                      const JobOptions& options, const CheckedTimes& times, double state_at) {
+  {
+    Run run(write.insert_job);
+    bind_new_job(run, options, times, state_at);
+    run.execute();
+  }
+  return inserted_job(db, write, std::move(data), options, times);
 }
 
 }  // namespace jobsched::detail

@@ -348,6 +348,39 @@ inline constexpr const char* pause_queue =
 inline constexpr const char* resume_queue = "DELETE FROM queue_pause WHERE queue = ?2";
 inline constexpr const char* paused_queues = "SELECT queue FROM queue_pause ORDER BY queue";
 
+// ---- Unique jobs (detail/unique.hpp) ---------------------------------------------------
+// A job with a unique key (?11), otherwise as insert_job: ix_job_unique refuses a second
+// open job with the key, so the insert itself is the check.
+inline constexpr const char* insert_keyed_job =
+    "INSERT INTO job (created_at, starts_at, expires_at, priority, queue, max_attempts,"
+    " backoff_initial, backoff_max, state, unique_key) VALUES (?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+    " CASE WHEN ?5 <= ?1 THEN 5 WHEN ?4 <= ?1 THEN 1 ELSE 0 END, ?11)";
+// The job in ix_job_unique for key ?2, then whether at ?1 it is abandoned, expired and not
+// held (no lock, no live lease), and free.
+inline constexpr const char* select_key_holder =
+    "SELECT " JOBSCHED_JOB_COLUMNS ", " JOBSCHED_ABANDONED ","
+    " (expires_at IS NOT NULL AND expires_at <= ?1 AND state <> 4 AND " JOBSCHED_LEASE_OVER "),"
+    " " JOBSCHED_FREE " FROM job WHERE unique_key = ?2 AND unique_key IS NOT NULL AND state < 5";
+// The key of job ?2.
+inline constexpr const char* select_unique_key = "SELECT unique_key FROM job WHERE id = ?2";
+// An expired job (?2) moved out, so that it lets go of its key.
+inline constexpr const char* move_out_expired = "UPDATE job SET state = 5 WHERE id = ?2";
+// One abandoned job (?2) marked failed, as fail_abandoned_jobs marks them all.
+inline constexpr const char* fail_abandoned_job =
+    "UPDATE job SET failed_at = lease_until, state = 7, " JOBSCHED_LET_GO
+    ", last_error = " JOBSCHED_LEASE_RAN_OUT " WHERE id = ?2 AND " JOBSCHED_ABANDONED;
+// The job with key ?2 completed last, if after ?3 (ix_job_key_completed).
+inline constexpr const char* key_completed_after =
+    "SELECT id FROM job WHERE unique_key = ?2 AND unique_key IS NOT NULL AND state = 6"
+    " AND completed_at > ?3 ORDER BY completed_at DESC LIMIT 1";
+// OnConflict::replace: a pending free job (?2) takes a new start ?3, expiry ?4, priority ?5,
+// queue ?6, limit on attempts ?7 and backoffs ?8, ?9; its payload goes to job_payload.
+inline constexpr const char* replace_keyed_job =
+    "UPDATE job SET data = NULL, starts_at = ?3, expires_at = ?4, priority = ?5, queue = ?6,"
+    " max_attempts = ?7, backoff_initial = ?8, backoff_max = ?9,"
+    " state = CASE WHEN ?4 <= ?1 THEN 5 WHEN ?3 <= ?1 THEN 1 ELSE 0 END"
+    " WHERE id = ?2 AND " JOBSCHED_PENDING " AND " JOBSCHED_FREE;
+
 // ---- Upgrading to version 5: each job's state at ?1, with ?2 the default limit on attempts
 inline constexpr const char* set_job_states =
     "UPDATE job SET state = CASE"

@@ -15,6 +15,7 @@
 #include "../payload.hpp"
 #include "../retry.hpp"
 #include "../time.hpp"
+#include "../unique.hpp"
 
 namespace jobsched::detail {
 
@@ -185,6 +186,24 @@ inline void check_job_settings(const JobOptions& options) {
     checked_duration("initial_backoff", *options.initial_backoff);
   if (options.max_backoff)
     checked_duration("max_backoff", *options.max_backoff);
+}
+
+// Refuses a unique key that is empty or holds a NUL byte, a negative or non-finite period,
+// an OnConflict that is none of its values.
+inline void check_unique(const Unique& unique) {
+  if (unique.key.empty())
+    throw_invalid("a unique key must not be empty");
+  if (const std::size_t nul = unique.key.find('\0'); nul != std::string::npos) {
+    throw_invalid("a unique key must not hold a NUL byte, got one at byte " +
+                  std::to_string(nul + 1) + " of " + std::to_string(unique.key.size()));
+  }
+  checked_duration("Unique::completed_within", unique.completed_within);
+  const auto policy = static_cast<int>(unique.on_conflict);
+  if (policy < static_cast<int>(OnConflict::return_existing) ||
+      policy > static_cast<int>(OnConflict::fail)) {
+    throw_invalid("Unique::on_conflict must be return_existing, replace or fail, got " +
+                  std::to_string(policy));
+  }
 }
 
 // Refuses a REAL NaN payload: SQLite would store it as NULL, losing it.

@@ -229,7 +229,9 @@ TEST_CASE(
   }
   auto stepped_back = std::make_shared<std::atomic<bool>>(false);
   jobsched::WorkerOptions options;
-  options.threads = 1;
+  // With a second thread free, the claimer waits for work and sees the step: it must leave
+  // the lease of the job its own handler runs as it is.
+  options.threads = GENERATE(1, 2);
   options.lease = Seconds{3};
   options.scheduler.clock = [stepped_back] {
     return jobsched::system_now() - (stepped_back->load() ? Seconds{3 * 3600} : Seconds{0});
@@ -270,4 +272,101 @@ TEST_CASE(
   }
   CHECK(taken_while_running == 0);
   CHECK(other.count_pending_jobs() == 0);
+}
+
+TEST_CASE("a lease the clock's step back made look long is cut to its length from now",
+          "[clock]") {
+  const bool on_file = GENERATE(true, false);
+  TempFile file("clock-cut-lease");
+  jobsched_test::PinnedClock clock;
+  clock.set(kT);
+  auto scheduler = Scheduler::open(jobsched_test::database(file, on_file), clock.options());
+  // Jobs hours old, so that they are due on either clock.
+  const Job held = scheduler.add_job("held", starting(kT - 7300));
+  const Job kept = scheduler.add_job("kept", starting(kT - 7250));
+  const Job locked = scheduler.add_job("locked", starting(kT - 7));
+  REQUIRE(scheduler.claim_next_job(Seconds{30}, at(kT))->job.id == held.id);
+  REQUIRE(scheduler.claim_next_job(Seconds{30}, at(kT))->job.id == kept.id);
+  REQUIRE(scheduler.lock_job(locked.id, at(kT)));
+  const Job fresh = scheduler.add_job("fresh", starting(kT - 7200));
+  // An hour back: both leases were granted "in the future". One claimed on the new clock is
+  // as long as it was asked to be, and stays.
+  const double back = kT - 3600;
+  clock.set(back);
+  auto fresh_claim = scheduler.claim_next_job(Seconds{1000}, at(back));
+  REQUIRE(fresh_claim);
+  REQUIRE(fresh_claim->job.id == fresh.id);
+  CHECK(scheduler.cut_overlong_leases(at(back + 1), {kept.id}) == 1);
+  CHECK(scheduler.get_job(held.id, at(back + 1))->lease_until == at(back + 1 + 30));
+  CHECK(scheduler.get_job(kept.id, at(back + 1))->lease_until == at(kT + 30));
+  CHECK(scheduler.get_job(fresh.id, at(back + 1))->lease_until == at(back + 1000));
+  CHECK(scheduler.get_job(locked.id, at(back + 1))->locked_at == at(kT));
+  CHECK(scheduler.cut_overlong_leases(at(back + 1), {kept.id}) == 0);  // cut once
+  // The cut lease runs out 30 s later on the new clock, and the job is claimed again.
+  CHECK_FALSE(scheduler.claim_next_job(Seconds{30}, at(back + 30)).has_value());
+  const auto again = scheduler.claim_next_job(Seconds{30}, at(back + 31));
+  REQUIRE(again);
+  CHECK(again->job.id == held.id);
+  CHECK(again->job.attempts == 2);
+  // An extended lease is cut to the length of the extension.
+  Claim claim = fresh_claim->claim;
+  REQUIRE(scheduler.extend(claim, Seconds{90}, at(back + 2)));
+  CHECK(scheduler.cut_overlong_leases(at(back - 600)) >= 1);
+  CHECK(scheduler.get_job(fresh.id, at(back - 600))->lease_until == at(back - 600 + 90));
+}
+
+TEST_CASE("a lease that ran out, then looks live again once the clock goes back, is cut too",
+          "[clock]") {
+  TempFile file("clock-cut-moved-on");
+  jobsched_test::PinnedClock clock;
+  clock.set(kT);
+  auto scheduler = Scheduler::open(file.path(), clock.options());
+  const Job job = scheduler.add_job("j", starting(kT - 7200));
+  REQUIRE(scheduler.claim_next_job(Seconds{30}).has_value());
+  // The lease runs out; the next write moves the job on (it keeps its lease's end).
+  clock.set(kT + 100);
+  scheduler.add_job("later", starting(kT + 1e6));
+  CHECK(jobsched_test::query_int(scheduler.handle(),
+                                 "SELECT state FROM job WHERE id = " + std::to_string(job.id)) == 1);
+  clock.set(kT - 3600);
+  CHECK_FALSE(scheduler.claim_next_job(Seconds{30}).has_value());  // held again, for an hour
+  CHECK(scheduler.cut_overlong_leases() == 1);
+  CHECK(scheduler.get_job(job.id)->lease_until == at(kT - 3600 + 30));
+  clock.set(kT - 3600 + 30);
+  CHECK(scheduler.claim_next_job(Seconds{30})->job.id == job.id);
+}
+
+TEST_CASE("a Worker whose clock steps back a year runs the job of a holder that died",
+          "[clock][worker]") {
+  // The holder claims with a 2 s lease and dies. The worker's clock then steps back a year:
+  // the lease now looks a year long. The worker notices the step and cuts it to 2 s. (The
+  // job is two years old, so that it is still due on the stepped clock.)
+  TempFile file("clock-step-back-dead-holder");
+  const double start = jobsched::to_unix_seconds(jobsched::system_now());
+  std::int64_t id = 0;
+  {
+    auto holder = Scheduler::open(file.path());
+    id = holder.add_job("orphan", starting(start - 2 * 365 * 86400.0)).id;
+    REQUIRE(holder.claim_next_job(Seconds{2}).has_value());
+  }
+  auto stepped_back = std::make_shared<std::atomic<bool>>(false);
+  jobsched::WorkerOptions options;
+  options.poll_interval = std::chrono::milliseconds{20};
+  options.scheduler.clock = [stepped_back] {
+    return jobsched::system_now() - (stepped_back->load() ? Seconds{365 * 86400.0} : Seconds{0});
+  };
+  std::atomic<int> ran{0};
+  jobsched::Worker worker(file.path(), [&](const Job&) { ++ran; }, options);
+  std::this_thread::sleep_for(std::chrono::milliseconds{200});
+  CHECK(ran.load() == 0);  // the lease holds
+  stepped_back->store(true);
+  jobsched_test::require_eventually(
+      jobsched_test::Deadline(Seconds{15}, "the worker to run the dead holder's job"),
+      [&] { return worker.completed() == 1; });
+  worker.stop();
+  auto scheduler = Scheduler::open(file.path());
+  const Job job = *scheduler.get_job(id);
+  CHECK(job.is_completed());
+  CHECK(job.attempts == 2);
+  CHECK(ran.load() == 1);
 }

@@ -127,7 +127,9 @@ inline constexpr Migration migrations[] = {
      "ALTER TABLE job ADD COLUMN result;"
      "ALTER TABLE job ADD COLUMN cancelled_at REAL;"},
     // Unique jobs: at most one pending or running job (states 0 to 4) per key, enforced by
-    // the index; completions by key, for keys unique over a period. Paused queues.
+    // the index; completions by key, for keys unique over a period. Paused queues. Each
+    // lease's length as asked for, so that a lease the clock's step back made look longer can
+    // be cut to it (a lease taken before has its length from its claim's time).
     {7,
      "ALTER TABLE job ADD COLUMN unique_key TEXT;"
      "CREATE UNIQUE INDEX ix_job_unique ON job (unique_key)"
@@ -135,7 +137,10 @@ inline constexpr Migration migrations[] = {
      "CREATE INDEX ix_job_key_completed ON job (unique_key, completed_at)"
      " WHERE unique_key IS NOT NULL AND state = 6;"
      "CREATE TABLE queue_pause (queue TEXT PRIMARY KEY NOT NULL, paused_at REAL NOT NULL)"
-     " WITHOUT ROWID;"},
+     " WITHOUT ROWID;"
+     "ALTER TABLE job ADD COLUMN lease_seconds REAL;"
+     "UPDATE job SET lease_seconds = lease_until - locked_at"
+     " WHERE lease_until IS NOT NULL AND locked_at IS NOT NULL;"},
 };
 static_assert(sizeof migrations / sizeof migrations[0] == current_schema_version + 1);
 

@@ -484,6 +484,37 @@ class Scheduler {
   /// tx.commit();`. ReadOnlyError on a read-only scheduler.
   Transaction transaction() { return Transaction(db(), &writes().transaction, file_); }
 
+  /// After the clock was set back: cuts each live lease that now looks longer than it was
+  /// asked for (it was granted after `now`) to its length from now, so that a job whose
+  /// holder died is not stranded until the clock catches up. Leases of jobs in `keep` (the
+  /// caller's own, which it goes on extending) stay. Returns how many it cut. One write
+  /// transaction over the live leases; a Worker calls it when its clock steps back.
+  std::int64_t cut_overlong_leases(std::optional<TimePoint> now = std::nullopt,
+                                   const std::vector<std::int64_t>& keep = {}) {
+    const double at = checked_now(now);
+    detail::WriteStatements& write = writes();
+    detail::WriteTransaction transaction(db(), &write.transaction);
+    std::vector<std::int64_t> overlong;
+    // Held jobs, and jobs moved on from a lease that ran out before the clock went back.
+    for (const std::int64_t state : {0, 1, 2, 3, 5}) {
+      detail::Run run(write.overlong_leases);
+      run.bind(1, at).bind(2, state);
+      while (run.step()) {
+        const std::int64_t id = run.column_int64(0);
+        if (std::find(keep.begin(), keep.end(), id) == keep.end())
+          overlong.push_back(id);
+      }
+    }
+    std::int64_t cut = 0;
+    for (const std::int64_t id : overlong) {
+      detail::Run run(write.cut_lease);
+      run.bind(1, at).bind(2, id);
+      cut += run.execute();
+    }
+    transaction.commit();
+    return cut;
+  }
+
   /// Pauses `queue` ("" is the default queue) in every process: claims, lock_next_job,
   /// next_job and seconds_until_next_job pass over its jobs until resume_queue, and Workers
   /// stop taking them; jobs already claimed run on, adds still add, and count_pending_jobs

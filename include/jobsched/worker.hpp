@@ -165,6 +165,19 @@ struct WorkerState final : ContextLink {
   std::deque<Ready> ready;        // guarded by mutex
   std::vector<Slot> slots;        // guarded by mutex, one per handler thread
   std::vector<Outcome> finished;  // guarded by mutex
+
+  // The jobs this worker holds, running or waiting to start.
+  std::vector<std::int64_t> held_jobs() const {
+    const std::lock_guard<std::mutex> lock(mutex);
+    std::vector<std::int64_t> held;
+    for (const Slot& slot : slots) {
+      if (slot.phase != Phase::idle)
+        held.push_back(slot.claim.job_id);
+    }
+    for (const Ready& waiting : ready)
+      held.push_back(waiting.claimed.claim.job_id);
+    return held;
+  }
   std::chrono::steady_clock::time_point first_finished{};  // guarded by mutex
   std::size_t idle_threads = 0;   // guarded by mutex
   double handler_seconds = 0.0;   // guarded by mutex: a running average
@@ -407,7 +420,8 @@ inline void handler_thread(const std::shared_ptr<WorkerState>& shared, std::size
 inline constexpr double clock_step_tolerance = 0.5;
 
 // Waits, without writing, until there may be work: the next job's start, a job added by
-// this process, a commit by another connection (seen at a poll tick), or stop.
+// this process, a commit by another connection (seen at a poll tick), a step of the clock,
+// or stop.
 inline void wait_for_work(WorkerState& state, Scheduler& scheduler, std::uint64_t seen,
                           std::int64_t version, std::optional<JobDelay> next,
                           int& empty_due_claims) {
@@ -452,6 +466,34 @@ inline void wait_for_work(WorkerState& state, Scheduler& scheduler, std::uint64_
   }
 }
 
+// Notices the scheduler's clock stepping back against the steady clock, between any two
+// looks.
+class BackwardStepWatch {
+ public:
+  explicit BackwardStepWatch(Scheduler& scheduler) : scheduler_(scheduler) { reset(); }
+
+  // True once after each step back of more than clock_step_tolerance.
+  bool stepped_back() {
+    const double wall = (scheduler_.now() - wall_).count();
+    const double steady =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - steady_).count();
+    if (std::abs(wall - steady) <= clock_step_tolerance)
+      return false;
+    reset();
+    return wall < steady;
+  }
+
+ private:
+  void reset() {
+    wall_ = scheduler_.now();
+    steady_ = std::chrono::steady_clock::now();
+  }
+
+  Scheduler& scheduler_;
+  TimePoint wall_{};
+  std::chrono::steady_clock::time_point steady_{};
+};
+
 // The claiming thread: claims, in one transaction, as many due jobs as there is room for
 // (see WorkerState::room), and hands them to the handler threads; sleeps when none is due.
 inline void claimer_thread(const std::shared_ptr<WorkerState>& shared) {
@@ -461,6 +503,7 @@ inline void claimer_thread(const std::shared_ptr<WorkerState>& shared) {
   const std::vector<std::string>& queues = state.options.queues;
   RetryPause pause;
   int empty_due_claims = 0;
+  BackwardStepWatch clock_watch(scheduler);
   for (;;) {
     std::size_t room = 0;
     {
@@ -474,6 +517,10 @@ inline void claimer_thread(const std::shared_ptr<WorkerState>& shared) {
       room = state.room();
     }
     try {
+      // After a step back, leases granted before it look longer than they are: cut them, but
+      // for this worker's own, which it goes on extending.
+      if (clock_watch.stepped_back())
+        scheduler.cut_overlong_leases(std::nullopt, state.held_jobs());
       // Look before claiming, so that any add or commit after the look wakes the wait.
       const std::uint64_t seen = hub.generation(state.file);
       const std::int64_t version = scheduler.data_version();

@@ -265,7 +265,8 @@ inline constexpr const char* move_free_job =
 // (a savepoint and an allocation of some 160 KiB, given back to the system after each
 // claim); the row is read back by id instead.
 inline constexpr const char* claim_job =
-    "UPDATE job SET locked_at = ?1, lease_until = ?3, claim_token = random(),"
+    "UPDATE job SET locked_at = ?1, lease_until = ?3, lease_seconds = ?3 - ?1,"
+    " claim_token = random(),"
     " attempts = attempts + 1,"
     " last_error = CASE WHEN lease_until IS NULL THEN last_error"
     "   ELSE 'the lease of attempt ' || attempts || ' ran out' END,"
@@ -293,7 +294,8 @@ inline constexpr const char* complete_claim =
 // A lease never moves earlier than it is (a holder whose clock stepped back would hand its
 // job to another worker while it still runs); ?4 is the lease end asked for.
 inline constexpr const char* extend_claim =
-    "UPDATE job SET lease_until = max(coalesce(lease_until, ?4), ?4), state = "
+    "UPDATE job SET lease_until = max(coalesce(lease_until, ?4), ?4), lease_seconds = ?4 - ?1,"
+    " state = "
     JOBSCHED_LEASED_STATE " WHERE " JOBSCHED_HELD_BY " RETURNING lease_until";
 // ---- Job control -------------------------------------------------------------------------
 // Completes with a result (?4).
@@ -340,6 +342,16 @@ inline constexpr const char* retry_job =
     ", state = " JOBSCHED_FREE_STATE(JOBSCHED_RETRY_START)
     " WHERE id = ?2 AND failed_at IS NOT NULL";
 #undef JOBSCHED_RETRY_START
+
+// ---- Leases after the clock was set back -------------------------------------------------
+// Live leases (of jobs in state ?2) granted after ?1, which therefore look longer than asked
+// for; then one of them (?2) cut to its length from ?1.
+inline constexpr const char* overlong_leases =
+    "SELECT id, claim_token FROM job" JOBSCHED_BY_LEASES " WHERE lease_until IS NOT NULL"
+    " AND state = ?2 AND lease_until > ?1 AND lease_until - lease_seconds > ?1";
+inline constexpr const char* cut_lease =
+    "UPDATE job SET lease_until = ?1 + lease_seconds WHERE id = ?2 AND lease_until IS NOT NULL"
+    " AND lease_until - lease_seconds > ?1";
 
 // ---- Paused queues ------------------------------------------------------------------------
 // A queue paused (?2) at ?1 stays paused from its first pause; resuming deletes its row.

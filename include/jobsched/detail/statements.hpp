@@ -97,10 +97,12 @@ struct WriteStatements {
         retry_later(db, sql::retry_later),
         fail_for_good(db, sql::fail_for_good),
         retry_job(db, sql::retry_job),
+        overlong_leases(db, sql::overlong_leases),
+        cut_lease(db, sql::cut_lease),
         pause_queue(db, sql::pause_queue),
         resume_queue(db, sql::resume_queue),
         transaction(db) {}
-  Statement insert_job, insert_payload, complete_job, delete_job, delete_payload, delete_completed_payloads, delete_completed_jobs, delete_expired_payloads, delete_expired_jobs, delete_failed_payloads, delete_failed_jobs, lock_job, unlock_job, lock_job_by_id, due_scheduled, expired_free, ran_out_leases, move_free_job, claim_job, select_claimed_job, any_abandoned_job, fail_abandoned_jobs, complete_claim, extend_claim, release_claim, complete_claim_with_result, snooze_claim, cancel_job, select_claimed, retry_later, fail_for_good, retry_job, pause_queue, resume_queue;
+  Statement insert_job, insert_payload, complete_job, delete_job, delete_payload, delete_completed_payloads, delete_completed_jobs, delete_expired_payloads, delete_expired_jobs, delete_failed_payloads, delete_failed_jobs, lock_job, unlock_job, lock_job_by_id, due_scheduled, expired_free, ran_out_leases, move_free_job, claim_job, select_claimed_job, any_abandoned_job, fail_abandoned_jobs, complete_claim, extend_claim, release_claim, complete_claim_with_result, snooze_claim, cancel_job, select_claimed, retry_later, fail_for_good, retry_job, overlong_leases, cut_lease, pause_queue, resume_queue;
   TransactionStatements transaction;
 };
 

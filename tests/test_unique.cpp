@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -212,6 +213,11 @@ TEST_CASE("replace moves a start before the holder's creation to it; an expiry b
 
 TEST_CASE("an expired holder lets go of its key: moved out, the new job added", "[unique]") {
   Db db(GENERATE(as<std::string>{}, "file", "memory"));
+  // An earlier expiry, for the add's upkeep to move on (it moves one a write): the holder
+  // is left to the unique add.
+  JobOptions first = keyed("other");
+  first.expires_at = at(kStart + 5);
+  db.scheduler.add_job(Payload("first"), first);
   JobOptions options = keyed("k", OnConflict::fail);
   options.expires_at = at(kStart + 10);
   const Job old = db.scheduler.add_job(Payload("old"), options);
@@ -221,6 +227,7 @@ TEST_CASE("an expired holder lets go of its key: moved out, the new job added", 
   CHECK(db.scheduler.get_job(old.id)->is_expired(db.clock.now()));
   CHECK(db.count("SELECT state FROM job WHERE id = " + std::to_string(old.id)) == 5);
   CHECK(db.scheduler.count_pending_jobs() == 1);
+  CHECK(db.scheduler.get_job(added.id)->is_pending(db.clock.now()));
   // Just before its expiry it still held the key.
   Db again("memory");
   const Job held = again.scheduler.add_job(Payload("old"), options);
@@ -426,11 +433,34 @@ TEST_CASE("the Adder and JobContext follow-ups honour unique keys", "[unique]") 
     const Job first = adder.add(Payload("a"), keyed("k"));
     CHECK(adder.add(Payload("b"), keyed("k")).id == first.id);
     CHECK_THROWS_AS(adder.add(Payload("b"), keyed("k", OnConflict::fail)), UniqueConflictError);
-    // A conflict fails only its own add.
+    // A conflict fails only its own add, even when others share its commit.
     CHECK(adder.add(Payload("c"), keyed("k2")).id != first.id);
+    std::atomic<int> refused{0};
+    std::atomic<int> other_errors{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 6; ++t) {
+      threads.emplace_back([&adder, &refused, &other_errors, t] {
+        for (int i = 0; i < 40; ++i) {
+          try {
+            if (t == 0)
+              adder.add(Payload("x"), keyed("k", OnConflict::fail));
+            else
+              adder.add(Payload("y"), keyed("t" + std::to_string(t) + "-" + std::to_string(i)));
+          } catch (const UniqueConflictError&) {
+            ++(t == 0 ? refused : other_errors);
+          } catch (...) {
+            ++other_errors;
+          }
+        }
+      });
+    }
+    for (std::thread& thread : threads)
+      thread.join();
+    CHECK(refused == 40);
+    CHECK(other_errors == 0);
   }
   auto scheduler = Scheduler::open(file.path());
-  CHECK(scheduler.count_pending_jobs() == 2);
+  CHECK(scheduler.count_pending_jobs() == 2 + 5 * 40);
 }
 
 TEST_CASE("a follow-up's fail conflict undoes the completion and fails the attempt",
@@ -528,4 +558,34 @@ TEST_CASE("8 processes adding the same 200 keys at once make one open job per ke
     CHECK(jobs.front().is_pending(scheduler.now()));
   }
   CHECK(scheduler.count_pending_jobs() == keys);
+}
+
+TEST_CASE("a job moved out as expired does not take back a key another job holds",
+          "[unique]") {
+  Db db(GENERATE(as<std::string>{}, "file", "memory"));
+  JobOptions options = keyed("k");
+  options.expires_at = at(kStart + 5);
+  const Job old = db.scheduler.add_job(Payload("old"), options);
+  auto claimed = db.scheduler.claim_next_job(Seconds{10});
+  REQUIRE(claimed);
+  db.clock.set(at(kStart + 11));  // expired, and its lease ran out
+  const Job holder = db.scheduler.add_job(Payload("new"), keyed("k"));
+  REQUIRE(holder.id != old.id);
+  const std::string open_rows =
+      "SELECT count(*) FROM job WHERE unique_key = 'k' AND state < 5";
+  // Its late heartbeat is stale, not a constraint error.
+  jobsched::Claim claim = claimed->claim;
+  CHECK_FALSE(db.scheduler.extend(claim, Seconds{10}));
+  CHECK(db.count(open_rows) == 1);
+  // With the clock set back before its expiry, it is pending again, but a lock or an unlock
+  // does not put it back beside the holder.
+  db.clock.set(at(kStart + 1));
+  CHECK(db.scheduler.get_job(old.id)->is_pending(db.clock.now()));
+  CHECK_FALSE(db.scheduler.lock_job(old.id));
+  CHECK(db.scheduler.unlock_job(old.id));
+  CHECK(db.count(open_rows) == 1);
+  CHECK(db.count("SELECT state FROM job WHERE id = " + std::to_string(old.id)) == 5);
+  CHECK_NOTHROW(db.scheduler.lock_next_job());
+  CHECK_NOTHROW(db.scheduler.claim_jobs(4, Seconds{10}));
+  CHECK(db.count(open_rows) == 1);
 }

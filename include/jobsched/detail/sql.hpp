@@ -99,6 +99,13 @@ inline constexpr int firings_per_read = 16;
   " THEN lease_until ELSE failed_at END,"                                       \
   " last_error = CASE WHEN " JOBSCHED_ABANDONED " THEN " JOBSCHED_LEASE_RAN_OUT \
   " ELSE last_error END"
+// A job moved out as expired (state 5) goes back to states 0 to 4 (a claim, lock or lease
+// change, a clock set back) only while no other open job holds its unique key: ix_job_unique
+// would refuse the change, so it does not happen (the claim is stale, the lock not taken).
+#define JOBSCHED_KEY_MAY_REOPEN                                                        \
+  "(state < 5 OR unique_key IS NULL OR NOT EXISTS (SELECT 1 FROM job AS holder"        \
+  " WHERE holder.unique_key = job.unique_key AND holder.unique_key IS NOT NULL"        \
+  " AND holder.state < 5))"
 
 // ---- Adding, reading and settling one job -----------------------------------------------
 inline constexpr const char* insert_job =
@@ -155,12 +162,12 @@ inline constexpr const char* count_pending_jobs =
 // The successor's locks: a lock is a claim whose lease never runs out.
 inline constexpr const char* lock_job =
     "UPDATE job SET locked_at = ?1, lease_until = NULL, claim_token = NULL, state = 4"
-    " WHERE id = ?2 AND " JOBSCHED_PENDING " AND " JOBSCHED_FREE;
+    " WHERE id = ?2 AND " JOBSCHED_PENDING " AND " JOBSCHED_FREE " AND " JOBSCHED_KEY_MAY_REOPEN;
 // As the successor: true (a row changed) for any job that exists, held or not. An abandoned
 // job stays failed.
 inline constexpr const char* unlock_job =
     "UPDATE job SET " JOBSCHED_MARK_IF_ABANDONED ", state = CASE WHEN " JOBSCHED_ABANDONED
-    " THEN 7 WHEN state >= 6 THEN state ELSE " JOBSCHED_FREE_STATE("starts_at") " END, "
+    " THEN 7 WHEN state >= 6 OR (state = 5 AND unique_key IS NOT NULL) THEN state ELSE " JOBSCHED_FREE_STATE("starts_at") " END, "
     JOBSCHED_LET_GO " WHERE id = ?2";
 
 // ---- The schedule's orders (detail/job_order.hpp walks them) ----------------------------
@@ -271,10 +278,10 @@ inline constexpr const char* claim_job =
     " last_error = CASE WHEN lease_until IS NULL THEN last_error"
     "   ELSE 'the lease of attempt ' || attempts || ' ran out' END,"
     " state = CASE WHEN attempts + 1 >= " JOBSCHED_MAX_ATTEMPTS " THEN 3 ELSE 2 END"
-    " WHERE id = ?2";
+    " WHERE id = ?2 AND " JOBSCHED_KEY_MAY_REOPEN;
 inline constexpr const char* lock_job_by_id =
     "UPDATE job SET locked_at = ?1, lease_until = NULL, claim_token = NULL, state = 4"
-    " WHERE id = ?2";
+    " WHERE id = ?2 AND " JOBSCHED_KEY_MAY_REOPEN;
 inline constexpr const char* select_claimed_job =
     "SELECT " JOBSCHED_JOB_COLUMNS_WITH("NULL") ", claim_token FROM job WHERE id = ?2";
 // A claimed job's payload, read once the claim committed: a big one is read without
@@ -296,7 +303,8 @@ inline constexpr const char* complete_claim =
 inline constexpr const char* extend_claim =
     "UPDATE job SET lease_until = max(coalesce(lease_until, ?4), ?4), lease_seconds = ?4 - ?1,"
     " state = "
-    JOBSCHED_LEASED_STATE " WHERE " JOBSCHED_HELD_BY " RETURNING lease_until";
+    JOBSCHED_LEASED_STATE " WHERE " JOBSCHED_HELD_BY " AND " JOBSCHED_KEY_MAY_REOPEN
+    " RETURNING lease_until";
 // ---- Job control -------------------------------------------------------------------------
 // Completes with a result (?4).
 inline constexpr const char* complete_claim_with_result =
@@ -308,7 +316,7 @@ inline constexpr const char* complete_claim_with_result =
 inline constexpr const char* snooze_claim =
     "UPDATE job SET " JOBSCHED_LET_GO ", attempts = max(attempts - 1, 0), starts_at = "
     JOBSCHED_SNOOZED_START ", state = " JOBSCHED_FREE_STATE(JOBSCHED_SNOOZED_START)
-    " WHERE " JOBSCHED_HELD_BY;
+    " WHERE " JOBSCHED_HELD_BY " AND " JOBSCHED_KEY_MAY_REOPEN;
 #undef JOBSCHED_SNOOZED_START
 // Cancels a job (?2) that is neither settled, abandoned nor expired, with the reason ?3: it
 // fails for good, and whatever claim holds it goes stale.
@@ -318,14 +326,14 @@ inline constexpr const char* cancel_job =
 
 inline constexpr const char* release_claim =
     "UPDATE job SET " JOBSCHED_LET_GO ", attempts = max(attempts - 1, 0), state = "
-    JOBSCHED_FREE_STATE("starts_at") " WHERE " JOBSCHED_HELD_BY;
+    JOBSCHED_FREE_STATE("starts_at") " WHERE " JOBSCHED_HELD_BY " AND " JOBSCHED_KEY_MAY_REOPEN;
 inline constexpr const char* select_claimed =
     "SELECT attempts, max_attempts, backoff_initial, backoff_max, created_at, expires_at"
     " FROM job WHERE " JOBSCHED_HELD_BY;
 // ?4 the retry time, ?5 the error.
 inline constexpr const char* retry_later =
     "UPDATE job SET starts_at = ?4, last_error = ?5, " JOBSCHED_LET_GO ", state = "
-    JOBSCHED_FREE_STATE("?4") " WHERE " JOBSCHED_HELD_BY;
+    JOBSCHED_FREE_STATE("?4") " WHERE " JOBSCHED_HELD_BY " AND " JOBSCHED_KEY_MAY_REOPEN;
 inline constexpr const char* fail_for_good =
     "UPDATE job SET failed_at = ?1, last_error = ?5, state = 7, " JOBSCHED_LET_GO
     " WHERE " JOBSCHED_HELD_BY;
@@ -457,6 +465,7 @@ inline constexpr const char* withdraw_firing =
 #undef JOBSCHED_BY_CLAIM_ORDER
 #undef JOBSCHED_BY_START_ORDER
 #undef JOBSCHED_BY_QUEUE_ORDER
+#undef JOBSCHED_KEY_MAY_REOPEN
 #undef JOBSCHED_MARK_IF_ABANDONED
 #undef JOBSCHED_LET_GO
 #undef JOBSCHED_HELD_BY

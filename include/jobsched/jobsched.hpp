@@ -11,6 +11,7 @@
 #include "migrations.hpp"
 #include "options.hpp"
 #include "payload.hpp"
+#include "retention.hpp"
 #include "retry.hpp"
 #include "rule.hpp"
 #include "schedule.hpp"

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 
 #include "retry.hpp"
 #include "time.hpp"
@@ -33,6 +34,11 @@ struct Options {
   /// write call throws ReadOnlyError). A file at an older version is read as if upgraded
   /// (see Scheduler::needs_upgrade).
   bool read_only = false;
+  /// The -wal file's size, in bytes, that a checkpoint cuts it back to. It grows while a
+  /// reader holds an old snapshot; once the log is checkpointed, the next write cuts it to
+  /// this (SQLite's journal_size_limit), and Scheduler::prune truncates it when no reader or
+  /// writer is in the way. 0 cuts it at every restart of the log; negative is refused.
+  std::int64_t wal_size_limit = 8 * 1024 * 1024;
 };
 
 }  // namespace jobsched

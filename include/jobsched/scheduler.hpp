@@ -30,11 +30,13 @@
 #include "detail/upkeep.hpp"
 #include "detail/validate.hpp"
 #include "detail/firing.hpp"
+#include "detail/retention.hpp"
 #include "detail/wake.hpp"
 #include "error.hpp"
 #include "job.hpp"
 #include "migrations.hpp"
 #include "options.hpp"
+#include "retention.hpp"
 #include "rule.hpp"
 #include "schedule.hpp"
 #include "time.hpp"
@@ -477,6 +479,19 @@ class Scheduler {
         delete_many(write.delete_failed_payloads, write.delete_failed_jobs, at);
     transaction.commit();
     return deleted;
+  }
+
+  /// Deletes the jobs older than `ages` at `now`, by kind (completed, failed, cancelled),
+  /// with their payloads, in write transactions of at most 100 jobs each, pausing between
+  /// them so that other writers get the lock; then checkpoints without waiting, bringing the
+  /// -wal file back under Options::wal_size_limit when no reader is in the way. Idempotent,
+  /// safe from many processes at once; within the host's transaction it joins it. Throws
+  /// InvalidArgumentError for a negative or non-finite age, deleting nothing.
+  PruneResult prune(const PruneAges& ages, std::optional<TimePoint> now = std::nullopt) {
+    detail::check_prune_ages(ages);
+    const double at = checked_now(now);
+    return retention_.prune(db(), writes().transaction, *busy_wait_, options_.wal_size_limit,
+                            ages, at);
   }
 
   /// A write transaction for the host's own writes and any scheduler calls between, so that
@@ -976,6 +991,7 @@ class Scheduler {
   std::int64_t lag_changes_ = 0;
   detail::Statements statements_;
   std::optional<detail::ScheduleStatements> schedule_statements_;  // on first use
+  detail::Retention retention_;  // Scheduler::prune, its statements prepared on first use
   std::optional<detail::UniqueStatements> unique_statements_;      // on first use
 };
 

@@ -57,6 +57,9 @@ struct WorkerOptions {
   int max_claimed_ahead = 256;
   /// The options of every connection the worker opens.
   Options scheduler;
+  /// A prune (Scheduler::prune) to run at start and every interval, between claims; empty:
+  /// none. Any number of workers in any processes may run one.
+  std::optional<PeriodicPrune> prune;
 };
 
 namespace detail {
@@ -186,6 +189,7 @@ struct WorkerState final : ContextLink {
   bool committer_stop = false;    // guarded by mutex
   bool heartbeat_stop = false;    // guarded by mutex
   bool beat_requested = false;    // guarded by mutex: a handler asked for a beat now
+  std::chrono::steady_clock::time_point next_prune{};  // the claiming thread's
 };
 
 // The worker whose handler thread this is; null on other threads.
@@ -255,6 +259,13 @@ inline void check_worker_options(const WorkerOptions& options, bool has_handler)
   if (options.max_claimed_ahead < 0) {
     throw_invalid("WorkerOptions::max_claimed_ahead must not be negative, got " +
                   std::to_string(options.max_claimed_ahead));
+  }
+  if (options.prune) {
+    check_prune_ages(options.prune->ages);
+    if (options.prune->interval.count() <= 0) {
+      throw_invalid("PeriodicPrune::interval must be positive, got " +
+                    std::to_string(options.prune->interval.count()) + " ms");
+    }
   }
 }
 
@@ -443,6 +454,8 @@ inline void wait_for_work(WorkerState& state, Scheduler& scheduler, std::uint64_
       empty_due_claims = 0;
     }
   }
+  if (state.options.prune)
+    due = std::min(due, state.next_prune);
   auto stop = [&] { return state.stopping.load(std::memory_order_acquire); };
   // The wait is on the steady clock; when the scheduler's clock steps (NTP, a suspend and
   // resume) the next start is nearer or further than it was: look again.
@@ -464,6 +477,28 @@ inline void wait_for_work(WorkerState& state, Scheduler& scheduler, std::uint64_
       return;
     }
   }
+}
+
+// How long the claiming thread prunes at a time: a prune cut short goes on after the next
+// claim, so that claims and stop() never wait long for a big backlog.
+inline constexpr std::chrono::milliseconds prune_slice{50};
+
+// Runs the worker's prune (WorkerOptions::prune) for a slice when it is due. A busy or
+// failing database waits for the next interval.
+inline void prune_if_due(WorkerState& state, Scheduler& scheduler) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point now = Clock::now();
+  if (!state.options.prune || now < state.next_prune)
+    return;
+  PruneSlice slice{&state.stopping, now + prune_slice, false};
+  current_prune_slice() = &slice;
+  try {
+    scheduler.prune(state.options.prune->ages);
+  } catch (...) {
+    // Busy, or worse: the next interval tries again.
+  }
+  current_prune_slice() = nullptr;
+  state.next_prune = slice.cut_short ? Clock::now() : Clock::now() + state.options.prune->interval;
 }
 
 // Notices the scheduler's clock stepping back against the steady clock, between any two
@@ -505,13 +540,18 @@ inline void claimer_thread(const std::shared_ptr<WorkerState>& shared) {
   int empty_due_claims = 0;
   BackwardStepWatch clock_watch(scheduler);
   for (;;) {
+    prune_if_due(state, scheduler);
     std::size_t room = 0;
     {
       std::unique_lock<std::mutex> lock(state.mutex);
-      state.changed.wait(lock, [&] {
-        return state.claimer_stop || state.stopping.load(std::memory_order_acquire) ||
-               state.room() > 0;
-      });
+      const auto prune_at = state.options.prune
+                                ? state.next_prune
+                                : std::chrono::steady_clock::now() + std::chrono::hours(24);
+      if (!state.changed.wait_until(lock, prune_at, [&] {
+            return state.claimer_stop || state.stopping.load(std::memory_order_acquire) ||
+                   state.room() > 0;
+          }))
+        continue;  // time to prune
       if (state.claimer_stop || state.stopping.load(std::memory_order_acquire))
         return;
       room = state.room();

@@ -85,6 +85,10 @@ inline void check_options(const Options& options) {
   if (timeout < 0) {
     throw_invalid("busy_timeout must not be negative, got " + std::to_string(timeout) + " ms");
   }
+  if (options.wal_size_limit < 0) {
+    throw_invalid("wal_size_limit must not be negative, got " +
+                  std::to_string(options.wal_size_limit) + " bytes");
+  }
   check_retry_policy(options.retry);
 }
 
@@ -216,9 +220,14 @@ inline SchemaState set_up_connection(sqlite3* db, BusyWait& busy_wait, const Opt
 // called once the schema is known to be usable (migrated, statements prepared), so that a
 // file refused or whose migration failed stays exactly as it was. Not on read-only ones.
 inline void set_durability(sqlite3* db, const Options& options) {
-  // Neither setting can change inside a transaction: a host that adopts a handle with one
-  // open keeps the settings it chose.
-  if (options.read_only || sqlite3_get_autocommit(db) == 0)
+  if (options.read_only)
+    return;
+  // The -wal file's bound (Options::wal_size_limit): SQLite cuts the file back to it when a
+  // write restarts the log, after a checkpoint that copied all of it.
+  exec(db, ("PRAGMA journal_size_limit = " + std::to_string(options.wal_size_limit)).c_str());
+  // Neither setting below can change inside a transaction: a host that adopts a handle with
+  // one open keeps the settings it chose.
+  if (sqlite3_get_autocommit(db) == 0)
     return;
   if (!is_memory_database(db))
     enable_wal(db, options.busy_timeout);

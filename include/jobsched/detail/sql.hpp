@@ -401,6 +401,25 @@ inline constexpr const char* replace_keyed_job =
     " state = CASE WHEN ?4 <= ?1 THEN 5 WHEN ?3 <= ?1 THEN 1 ELSE 0 END"
     " WHERE id = ?2 AND " JOBSCHED_PENDING " AND " JOBSCHED_FREE;
 
+// ---- Retention (detail/retention.hpp): old settled jobs, a batch at a time ---------------
+// The first ?3 jobs completed before ?2, the oldest first.
+inline constexpr const char* old_completed_jobs =
+    "SELECT id FROM job INDEXED BY ix_job_completed WHERE state = 6 AND completed_at < ?2"
+    " ORDER BY completed_at LIMIT ?3";
+// The first ?7 failed jobs (cancelled ones among them: a cancel fails its job) in the order
+// they failed, after failure time ?2 and id ?3, failed before ?4; with whether each is
+// cancelled, and whether it goes: cancelled before ?6, or else failed before ?5 (a NULL
+// keeps that kind).
+inline constexpr const char* old_failed_jobs =
+    "SELECT id, failed_at, cancelled_at IS NOT NULL,"
+    " CASE WHEN cancelled_at IS NULL THEN failed_at < ?5 ELSE cancelled_at < ?6 END"
+    " FROM job INDEXED BY ix_job_failed WHERE failed_at IS NOT NULL AND failed_at >= ?2"
+    " AND (failed_at > ?2 OR id > ?3) AND failed_at < ?4 ORDER BY failed_at, id LIMIT ?7";
+// The first ?3 abandoned jobs whose lease ended before ?2 (not marked failed yet).
+inline constexpr const char* old_abandoned_jobs =
+    "SELECT id FROM job WHERE " JOBSCHED_ABANDONED " AND lease_until < ?2"
+    " ORDER BY lease_until LIMIT ?3";
+
 // ---- Upgrading to version 5: each job's state at ?1, with ?2 the default limit on attempts
 inline constexpr const char* set_job_states =
     "UPDATE job SET state = CASE"

@@ -244,8 +244,72 @@ std::vector<Expected> statements() {
   };
 }
 
+// Listing: each source's four statements (ties and after, both ways), any queue and one;
+// the sources of lagging rows that their index does not hold in start order sort them
+// (ranges as long as the lag). Stats: the open jobs in their covering index, in its order;
+// the lagging ones grouped; settled ones grouped by their row's queue.
+std::vector<Expected> listing_and_stats_statements() {
+  namespace sql = jobsched::detail::sql;
+  struct Listed {
+    const char* name;
+    const sql::Keyset* keyset;
+    const char* index;
+    bool sorts;
+  };
+  const Listed listed[] = {
+      {"list_available", &sql::list_available, "ix_job_start_order", false},
+      {"list_came_due", &sql::list_came_due, "ix_job_start_order", false},
+      {"list_due_lease_ran_out", &sql::list_due_lease_ran_out, "ix_job_leases", true},
+      {"list_due_moved_out", &sql::list_due_moved_out, "ix_job_expired", true},
+      {"list_scheduled", &sql::list_scheduled, "ix_job_start_order", false},
+      {"list_set_back", &sql::list_set_back, "ix_job_start_order", false},
+      {"list_scheduled_lease_ran_out", &sql::list_scheduled_lease_ran_out, "ix_job_start_order",
+       false},
+      {"list_scheduled_moved_out", &sql::list_scheduled_moved_out, "ix_job_start_order", false},
+      {"list_leased", &sql::list_leased, "ix_job_leases", false},
+      {"list_leased_last", &sql::list_leased_last, "ix_job_leases", false},
+      {"list_leased_scheduled", &sql::list_leased_scheduled, "ix_job_leases", false},
+      {"list_leased_available", &sql::list_leased_available, "ix_job_leases", false},
+      {"list_leased_moved_out", &sql::list_leased_moved_out, "ix_job_leases", false},
+      {"list_locked", &sql::list_locked, "ix_job_start_order", false},
+      {"list_completed", &sql::list_completed, "ix_job_completed", false},
+      {"list_failed", &sql::list_failed, "ix_job_failed", false},
+      {"list_abandoned", &sql::list_abandoned, "ix_job_leases", false},
+      {"list_cancelled", &sql::list_cancelled, "ix_job_failed", false},
+      {"list_expired", &sql::list_expired, "ix_job_expired", false},
+      {"list_expired_in_place", &sql::list_expired_in_place, "ix_job_expiry", false},
+      {"list_all", &sql::list_all, by_id, false},
+  };
+  std::vector<Expected> all;
+  for (const Listed& source : listed) {
+    const char* variants[] = {source.keyset->ties_ascending, source.keyset->after_ascending,
+                              source.keyset->ties_descending, source.keyset->after_descending};
+    for (const char* variant : variants) {
+      for (const Param& queue : {null(), text("q1")}) {
+        all.push_back({source.name, variant, {queue, real(kNow - 10), integer(5), integer(51)},
+                       {source.index}, source.sorts});
+      }
+    }
+  }
+  all.push_back({"select_list_cursor", sql::select_list_cursor, {integer(1)}, {by_id}});
+  all.push_back({"count_open_jobs", sql::count_open_jobs, {}, {"ix_job_queue_order"}});
+  all.push_back({"count_lagging_jobs",
+                 sql::count_lagging_jobs,
+                 {},
+                 {"ix_job_start_order", "ix_job_expiry", "ix_job_leases", "ix_job_expired"},
+                 true});
+  all.push_back(
+      {"count_completed_jobs", sql::count_completed_jobs, {}, {"ix_job_completed"}, true});
+  all.push_back({"count_failed_jobs", sql::count_failed_jobs, {}, {"ix_job_failed"}, true});
+  all.push_back({"count_schedules", sql::count_schedules, {}, {}, false, true});
+  return all;
+}
+
 void check_plans(sqlite3* db) {
-  for (const Expected& statement : statements()) {
+  std::vector<Expected> all = statements();
+  for (const Expected& row : listing_and_stats_statements())
+    all.push_back(row);
+  for (const Expected& statement : all) {
     const std::vector<std::string> plan = plan_of(db, statement);
     INFO(statement.name << " plan:\n" << joined(plan));
     CAPTURE(statement.sql);

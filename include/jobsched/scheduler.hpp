@@ -30,15 +30,20 @@
 #include "detail/upkeep.hpp"
 #include "detail/validate.hpp"
 #include "detail/firing.hpp"
+#include "detail/listing.hpp"
+#include "detail/stats.hpp"
 #include "detail/retention.hpp"
 #include "detail/wake.hpp"
 #include "error.hpp"
 #include "job.hpp"
+#include "job_state.hpp"
+#include "listing.hpp"
 #include "migrations.hpp"
 #include "options.hpp"
 #include "retention.hpp"
 #include "rule.hpp"
 #include "schedule.hpp"
+#include "stats.hpp"
 #include "time.hpp"
 #include "transaction.hpp"
 #include "unique.hpp"
@@ -627,6 +632,35 @@ class Scheduler {
     });
   }
 
+  /// One page of the jobs in `query.state` at `now` (every job, by id, when empty), in the
+  /// order of the time that state is about, then id: scheduled and available by start,
+  /// running by lease end (then locks, which never end, by start), completed by completion,
+  /// failed and cancelled by failure, expired by expiry. Keyset pagination: pass the page's
+  /// next_after as `query.after` (each job once, none skipped, equal times included).
+  /// O(log n + page) a page, plus the rows passed over: those of other queues when a queue
+  /// is named, cancelled among failed ones (and the reverse), and jobs whose stored state
+  /// lags behind `now` (as many as the claims have not moved on yet). InvalidArgumentError
+  /// for a limit outside 1 to max_page_size, and for an `after` with no such job or one
+  /// that left the state.
+  JobPage list_jobs(const JobQuery& query = {}, std::optional<TimePoint> now = std::nullopt) {
+    const double at = checked_now(now);
+    const detail::ReadTransaction snapshot = read_transaction();
+    return detail::list_jobs(detail::listing_statements(listing_statements_, db(), needs_upgrade()),
+                             reads(), query, at, options_.retry.max_attempts);
+  }
+
+  /// The jobs by queue and state at `now`, the lateness of each queue's oldest due job, the
+  /// schema version and the number of schedules, in one read transaction. Its pending counts
+  /// are count_pending_jobs's. Counting reads every job's index entry (open jobs in a
+  /// covering index; completed, failed and cancelled ones each with its row, for its
+  /// queue): O(n), some 0.5 s at 1,000,000 jobs; the lateness costs O(queues × log n).
+  Stats stats(std::optional<TimePoint> now = std::nullopt) {
+    const double at = checked_now(now);
+    const detail::ReadTransaction snapshot = read_transaction();
+    return detail::read_stats(detail::stats_statements(stats_statements_, db(), needs_upgrade()),
+                              reads(), at, options_.retry.max_attempts, schema_.version);
+  }
+
   /// A number that changes whenever another connection commits to the file: a cheap way
   /// to notice their new jobs (SQLite's `PRAGMA data_version`).
   std::int64_t data_version() {
@@ -991,6 +1025,8 @@ class Scheduler {
   std::int64_t lag_changes_ = 0;
   detail::Statements statements_;
   std::optional<detail::ScheduleStatements> schedule_statements_;  // on first use
+  std::optional<detail::ListingStatements> listing_statements_;  // on first use
+  std::optional<detail::StatsStatements> stats_statements_;  // on first use
   detail::Retention retention_;  // Scheduler::prune, its statements prepared on first use
   std::optional<detail::UniqueStatements> unique_statements_;      // on first use
 };

@@ -420,6 +420,134 @@ inline constexpr const char* old_abandoned_jobs =
     "SELECT id FROM job WHERE " JOBSCHED_ABANDONED " AND lease_until < ?2"
     " ORDER BY lease_until LIMIT ?3";
 
+// ---- Listing and stats (detail/listing.hpp, detail/stats.hpp) --------------------------
+// A listing reads each state's jobs from the stored states that may hold them, each in an
+// index's order of one time, then id. Keyset pagination past the job (?3 its time, ?4 its
+// id): the jobs of that time after it (one seek on (time, rowid)), then the later times;
+// ?2 the queue or NULL for every queue, ?5 the limit. The RANGE bounds the time; the ties
+// say it of ?3 instead (SQLite would read a range on the time rather than the seek), and
+// where it bounds the same side as the cursor it is a filter (+time), so that the index is
+// read from the cursor (SQLite uses one bound a side).
+struct Keyset {
+  const char* ties_ascending;
+  const char* after_ascending;
+  const char* ties_descending;
+  const char* after_descending;
+};
+#define JOBSCHED_LISTED(FROM, WHERE, KEY, RANGE, AFTER, ORDER)                              \
+  "SELECT id, " KEY " FROM job" FROM " WHERE " WHERE " AND " RANGE                          \
+  " AND (?2 IS NULL OR queue = ?2) AND " AFTER " ORDER BY " KEY ORDER ", id" ORDER " LIMIT ?5"
+#define JOBSCHED_KEYSET(FROM, WHERE, KEY, ASCENDING_RANGE, TIE_RANGE, DESCENDING_RANGE)     \
+  Keyset{JOBSCHED_LISTED(FROM, WHERE, KEY, TIE_RANGE, KEY " = ?3 AND id > ?4", ""),         \
+         JOBSCHED_LISTED(FROM, WHERE, KEY, ASCENDING_RANGE, KEY " > ?3", ""),               \
+         JOBSCHED_LISTED(FROM, WHERE, KEY, TIE_RANGE, KEY " = ?3 AND id < ?4", " DESC"),    \
+         JOBSCHED_LISTED(FROM, WHERE, KEY, DESCENDING_RANGE, KEY " < ?3", " DESC")}
+// Free and unexpired: available when due, scheduled when not. Stored as such (1 due, 0 not),
+// and where states lag: came due (0), a lease with attempts left ran out (2; sorted, a
+// range as long as the lag), moved out and not expired at ?1 (5, a clock set back; sorted);
+// set back before a start (1), a lease ran out before a start (2) or moved out (5).
+#define JOBSCHED_LISTED_FREE " AND " JOBSCHED_UNEXPIRED " AND " JOBSCHED_LEASE_OVER
+inline constexpr Keyset list_available = JOBSCHED_KEYSET(
+    JOBSCHED_BY_START_ORDER, "state = 1" JOBSCHED_LISTED_FREE, "starts_at", "starts_at <= ?1", "?3 <= ?1", "+starts_at <= ?1");
+inline constexpr Keyset list_came_due = JOBSCHED_KEYSET(
+    JOBSCHED_BY_START_ORDER, "state = 0" JOBSCHED_LISTED_FREE, "starts_at", "starts_at <= ?1", "?3 <= ?1", "+starts_at <= ?1");
+inline constexpr Keyset list_due_lease_ran_out = JOBSCHED_KEYSET(
+    JOBSCHED_BY_LEASES,
+    "lease_until IS NOT NULL AND state = 2 AND lease_until <= ?1 AND " JOBSCHED_UNEXPIRED,
+    "starts_at", "starts_at <= ?1", "?3 <= ?1", "+starts_at <= ?1");
+inline constexpr Keyset list_due_moved_out = JOBSCHED_KEYSET(
+    " INDEXED BY ix_job_expired", "state = 5 AND expires_at > ?1 AND " JOBSCHED_LEASE_OVER,
+    "starts_at", "starts_at <= ?1", "?3 <= ?1", "+starts_at <= ?1");
+inline constexpr Keyset list_scheduled = JOBSCHED_KEYSET(
+    JOBSCHED_BY_START_ORDER, "state = 0" JOBSCHED_LISTED_FREE, "starts_at", "+starts_at > ?1", "?3 > ?1", "starts_at > ?1");
+inline constexpr Keyset list_set_back = JOBSCHED_KEYSET(
+    JOBSCHED_BY_START_ORDER, "state = 1" JOBSCHED_LISTED_FREE, "starts_at", "+starts_at > ?1", "?3 > ?1", "starts_at > ?1");
+inline constexpr Keyset list_scheduled_lease_ran_out = JOBSCHED_KEYSET(
+    JOBSCHED_BY_START_ORDER, "state = 2" JOBSCHED_LISTED_FREE, "starts_at", "+starts_at > ?1", "?3 > ?1", "starts_at > ?1");
+inline constexpr Keyset list_scheduled_moved_out = JOBSCHED_KEYSET(
+    JOBSCHED_BY_START_ORDER, "state = 5" JOBSCHED_LISTED_FREE, "starts_at", "+starts_at > ?1", "?3 > ?1", "starts_at > ?1");
+#undef JOBSCHED_LISTED_FREE
+// Running: live leases by their end (2 and 3; 0, 1 and 5 when the clock was set back below
+// the end of a lease whose job was moved on), then locks, which never end, by start.
+#define JOBSCHED_LISTED_LEASES(STATE)                                                     \
+  JOBSCHED_KEYSET(JOBSCHED_BY_LEASES,                                                     \
+                  "lease_until IS NOT NULL AND state = " STATE " AND " JOBSCHED_UNEXPIRED, \
+                  "lease_until", "+lease_until > ?1", "?3 > ?1", "lease_until > ?1")
+inline constexpr Keyset list_leased = JOBSCHED_LISTED_LEASES("2");
+inline constexpr Keyset list_leased_last = JOBSCHED_LISTED_LEASES("3");
+inline constexpr Keyset list_leased_scheduled = JOBSCHED_LISTED_LEASES("0");
+inline constexpr Keyset list_leased_available = JOBSCHED_LISTED_LEASES("1");
+inline constexpr Keyset list_leased_moved_out = JOBSCHED_LISTED_LEASES("5");
+#undef JOBSCHED_LISTED_LEASES
+inline constexpr Keyset list_locked = JOBSCHED_KEYSET(
+    JOBSCHED_BY_START_ORDER, "state = 4 AND " JOBSCHED_UNEXPIRED, "starts_at", "1", "1", "1");
+inline constexpr Keyset list_completed =
+    JOBSCHED_KEYSET(" INDEXED BY ix_job_completed", "state = 6", "completed_at", "1", "1", "1");
+// Failed by failure time: those marked (passing the cancelled ones), and the abandoned ones
+// not marked yet (JOBSCHED_ABANDONED, its lease end the time). Cancelled: the marked ones,
+// passing the others.
+inline constexpr Keyset list_failed =
+    JOBSCHED_KEYSET(" INDEXED BY ix_job_failed", "failed_at IS NOT NULL AND cancelled_at IS NULL",
+                    "failed_at", "1", "1", "1");
+inline constexpr Keyset list_abandoned = JOBSCHED_KEYSET(
+    JOBSCHED_BY_LEASES,
+    "lease_until IS NOT NULL AND state = 3 AND (expires_at IS NULL OR lease_until < expires_at)",
+    "lease_until", "lease_until <= ?1", "?3 <= ?1", "+lease_until <= ?1");
+inline constexpr Keyset list_cancelled = JOBSCHED_KEYSET(
+    " INDEXED BY ix_job_failed", "failed_at IS NOT NULL AND cancelled_at IS NOT NULL",
+    "failed_at", "1", "1", "1");
+// Expired by expiry: moved out, and those still in states 0 to 4 (a range as long as the
+// lag), but the abandoned ones.
+inline constexpr Keyset list_expired = JOBSCHED_KEYSET(
+    " INDEXED BY ix_job_expired", "state = 5", "expires_at", "expires_at <= ?1", "?3 <= ?1", "+expires_at <= ?1");
+inline constexpr Keyset list_expired_in_place = JOBSCHED_KEYSET(
+    " INDEXED BY ix_job_expiry",
+    "state < 5 AND expires_at IS NOT NULL AND NOT " JOBSCHED_ABANDONED, "expires_at",
+    "expires_at <= ?1", "?3 <= ?1", "+expires_at <= ?1");
+// Every job, by id (?3 is the id too).
+inline constexpr Keyset list_all = JOBSCHED_KEYSET("", "1", "id", "1", "1", "1");
+#undef JOBSCHED_KEYSET
+#undef JOBSCHED_LISTED
+// The cursor job's times, as stored.
+inline constexpr const char* select_list_cursor =
+    "SELECT state, starts_at, completed_at, failed_at, lease_until, locked_at, expires_at"
+    " FROM job WHERE id = ?2";
+
+// Stats: the open jobs by queue and stored state (a walk of the covering index, O(open
+// jobs)); the jobs whose stored state lags (ranges as long as the lag, as count_pending_jobs
+// reads) with the state they are in at ?1, numbered as JobState (0 scheduled, 1 available,
+// 2 running, 4 failed, 6 expired); the completed, failed and cancelled jobs by queue (a
+// walk of their index, reading each row's queue).
+inline constexpr const char* count_open_jobs =
+    "SELECT queue, state, count(*) FROM job" JOBSCHED_BY_QUEUE_ORDER " WHERE " JOBSCHED_OPEN
+    " GROUP BY queue, state";
+inline constexpr const char* count_lagging_jobs =
+    "SELECT queue, state, CASE WHEN " JOBSCHED_ABANDONED " THEN 4 WHEN expires_at <= ?1 THEN 6"
+    " WHEN NOT " JOBSCHED_FREE " THEN 2 WHEN starts_at <= ?1 THEN 1 ELSE 0 END, count(*)"
+    " FROM job WHERE id IN ("
+    "SELECT id FROM job" JOBSCHED_BY_START_ORDER " WHERE state = 0 AND starts_at <= ?1"
+    " UNION ALL SELECT id FROM job" JOBSCHED_BY_START_ORDER " WHERE state = 1 AND starts_at > ?1"
+    " UNION ALL SELECT id FROM job INDEXED BY ix_job_expiry WHERE state < 5"
+    "  AND expires_at IS NOT NULL AND expires_at <= ?1"
+    " UNION ALL SELECT id FROM job" JOBSCHED_BY_LEASES " WHERE lease_until IS NOT NULL"
+    "  AND state = 2 AND lease_until <= ?1"
+    " UNION ALL SELECT id FROM job" JOBSCHED_BY_LEASES " WHERE lease_until IS NOT NULL"
+    "  AND state = 3 AND lease_until <= ?1"
+    " UNION ALL SELECT id FROM job" JOBSCHED_BY_LEASES " WHERE lease_until IS NOT NULL"
+    "  AND state = 0 AND lease_until > ?1"
+    " UNION ALL SELECT id FROM job" JOBSCHED_BY_LEASES " WHERE lease_until IS NOT NULL"
+    "  AND state = 1 AND lease_until > ?1"
+    " UNION ALL SELECT id FROM job" JOBSCHED_BY_LEASES " WHERE lease_until IS NOT NULL"
+    "  AND state = 5 AND lease_until > ?1"
+    " UNION ALL SELECT id FROM job INDEXED BY ix_job_expired WHERE state = 5 AND expires_at > ?1"
+    ") GROUP BY 1, 2, 3";
+inline constexpr const char* count_completed_jobs =
+    "SELECT queue, count(*) FROM job INDEXED BY ix_job_completed WHERE state = 6 GROUP BY queue";
+inline constexpr const char* count_failed_jobs =
+    "SELECT queue, cancelled_at IS NOT NULL, count(*) FROM job INDEXED BY ix_job_failed"
+    " WHERE failed_at IS NOT NULL GROUP BY 1, 2";
+inline constexpr const char* count_schedules = "SELECT count(*) FROM schedule";
+
 // ---- Upgrading to version 5: each job's state at ?1, with ?2 the default limit on attempts
 inline constexpr const char* set_job_states =
     "UPDATE job SET state = CASE"

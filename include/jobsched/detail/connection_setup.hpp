@@ -220,15 +220,13 @@ inline SchemaState set_up_connection(sqlite3* db, BusyWait& busy_wait, const Opt
 // called once the schema is known to be usable (migrated, statements prepared), so that a
 // file refused or whose migration failed stays exactly as it was. Not on read-only ones.
 inline void set_durability(sqlite3* db, const Options& options) {
-  if (options.read_only)
+  // Neither setting can change inside a transaction: a host that adopts a handle with one
+  // open keeps the settings it chose.
+  if (options.read_only || sqlite3_get_autocommit(db) == 0)
     return;
   // The -wal file's bound (Options::wal_size_limit): SQLite cuts the file back to it when a
   // write restarts the log, after a checkpoint that copied all of it.
   exec(db, ("PRAGMA journal_size_limit = " + std::to_string(options.wal_size_limit)).c_str());
-  // Neither setting below can change inside a transaction: a host that adopts a handle with
-  // one open keeps the settings it chose.
-  if (sqlite3_get_autocommit(db) == 0)
-    return;
   if (!is_memory_database(db))
     enable_wal(db, options.busy_timeout);
   exec(db, options.synchronous == Synchronous::normal ? "PRAGMA synchronous = NORMAL"

@@ -6,6 +6,7 @@
 #include "adder.hpp"
 #include "claim.hpp"
 #include "error.hpp"
+#include "event.hpp"
 #include "job.hpp"
 #include "job_context.hpp"
 #include "job_state.hpp"

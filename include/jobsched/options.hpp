@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "event.hpp"
 #include "retry.hpp"
 #include "time.hpp"
 
@@ -39,6 +40,9 @@ struct Options {
   /// this (SQLite's journal_size_limit), and Scheduler::prune truncates it when no reader or
   /// writer is in the way. 0 cuts it at every restart of the log; negative is refused.
   std::int64_t wal_size_limit = 8 * 1024 * 1024;
+  /// Called with each change to a job (added, claimed, completed, failed, ...) once it is
+  /// committed; see Event. Empty: no events, and nothing read for them.
+  EventHook on_event;
 };
 
 }  // namespace jobsched

@@ -18,6 +18,7 @@
 
 #include "claim.hpp"
 #include "detail/connection_setup.hpp"
+#include "detail/events.hpp"
 #include "detail/job_order.hpp"
 #include "detail/job_row.hpp"
 #include "detail/new_job.hpp"
@@ -112,12 +113,23 @@ class Scheduler {
   /// that job is returned, replaced and returned, or UniqueConflictError is thrown.
   Job add_job(Payload data, const JobOptions& options = {}) {
     const detail::CheckedTimes times = checked_new_job(data, options);
+    detail::EventScope events(events_.get());
     detail::WriteTransaction transaction(db(), &writes().transaction);
     const double state_at = state_time(times.created_at);
     move_on(state_at);
-    Job job = options.unique ? add_unique_job(std::move(data), options, times, state_at).job
-                             : insert_job(std::move(data), options, times, state_at);
+    bool inserted = true;
+    Job job;
+    if (options.unique) {
+      detail::UniqueAdd unique = add_unique_job(std::move(data), options, times, state_at);
+      inserted = unique.outcome == detail::UniqueOutcome::inserted;
+      job = std::move(unique.job);
+    } else {
+      job = insert_job(std::move(data), options, times, state_at);
+    }
     transaction.commit();
+    if (inserted && events_)
+      emit(EventKind::added, job, state_at);
+    events.deliver();
     job_added();
     return job;
   }
@@ -140,6 +152,8 @@ class Scheduler {
     }
     std::vector<Job> added;
     added.reserve(jobs.size());
+    std::vector<bool> inserted;  // for the events: which of `added` this call inserted
+    detail::EventScope events(events_.get());
     detail::WriteTransaction transaction(db(), &writes().transaction);
     const double state_at = state_time(times.empty() ? 0.0 : times.front().created_at);
     move_on(state_at, jobs.size());
@@ -147,17 +161,28 @@ class Scheduler {
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (!jobs[i].options.unique) {
         added.push_back(insert_job(std::move(jobs[i].data), jobs[i].options, times[i], state_at));
+        inserted.push_back(true);
         continue;
       }
       if (!keyed)
         keyed.emplace(jobs.size());
       keyed->add(i, added, [&] {
-        return add_unique_job(std::move(jobs[i].data), jobs[i].options, times[i], state_at);
+        detail::UniqueAdd unique =
+            add_unique_job(std::move(jobs[i].data), jobs[i].options, times[i], state_at);
+        inserted.push_back(unique.outcome == detail::UniqueOutcome::inserted);
+        return unique;
       });
     }
     if (keyed)
       keyed->finish(added);
     transaction.commit();
+    if (events_) {
+      for (std::size_t i = 0; i < added.size(); ++i) {
+        if (inserted[i])
+          emit(EventKind::added, added[i], state_at);
+      }
+    }
+    events.deliver();
     if (!added.empty())
       job_added();
     return added;
@@ -334,17 +359,27 @@ class Scheduler {
   /// out and the job was claimed again or failed (on its last attempt), or it was failed,
   /// released, unlocked or deleted.
   bool complete(const Claim& claim, std::optional<TimePoint> now = std::nullopt) {
-    return settle(writes().complete_claim, claim, checked_now(now));
+    detail::EventScope events(events_.get());
+    const double at = checked_now(now);
+    const bool completed = settle(writes().complete_claim, claim, at);
+    events.deliver();
+    return completed;
   }
 
   /// Completes a claimed job and stores `result` with it (get_job shows it as Job::result).
   /// False, changing nothing, when the claim is stale.
   bool complete(const Claim& claim, const Payload& result,
                 std::optional<TimePoint> now = std::nullopt) {
-    detail::Run run(writes().complete_claim_with_result);
-    run.bind(1, checked_now(now)).bind(2, claim.job_id).bind(3, claim.token);
-    detail::bind_payload(run, 4, result);
-    return run.execute() > 0;
+    detail::EventScope events(events_.get());
+    const double at = checked_now(now);
+    const bool completed = settled(claim, at, EventKind::completed, {}, [&] {
+      detail::Run run(writes().complete_claim_with_result);
+      run.bind(1, at).bind(2, claim.job_id).bind(3, claim.token);
+      detail::bind_payload(run, 4, result);
+      return run.execute() > 0;
+    });
+    events.deliver();
+    return completed;
   }
 
   /// Gives a claimed job back to run again `delay` from now, without spending the attempt
@@ -357,9 +392,14 @@ class Scheduler {
                             detail::format_seconds(seconds) + " s");
     }
     const double until = detail::checked_time("the snooze's end", from_unix_seconds(at + seconds));
-    detail::Run run(writes().snooze_claim);
-    run.bind(1, at).bind(2, claim.job_id).bind(3, claim.token).bind(4, until);
-    return run.execute() > 0;
+    detail::EventScope events(events_.get());
+    const bool snoozed = settled(claim, at, EventKind::snoozed, {}, [&] {
+      detail::Run run(writes().snooze_claim);
+      run.bind(1, at).bind(2, claim.job_id).bind(3, claim.token).bind(4, until);
+      return run.execute() > 0;
+    });
+    events.deliver();
+    return snoozed;
   }
 
   /// Cancels a job that is neither completed, failed nor expired: it never runs, and a claim
@@ -368,10 +408,16 @@ class Scheduler {
   /// changing nothing, for any other job.
   bool cancel_job(std::int64_t id, std::string_view reason = "cancelled",
                   std::optional<TimePoint> now = std::nullopt) {
+    detail::EventScope events(events_.get());
+    const double at = checked_now(now);
     detail::Run run(writes().cancel_job);
-    bind_now(run, checked_now(now));
+    bind_now(run, at);
     run.bind(2, id).bind_text(3, reason);
-    return run.execute() > 0;
+    const bool cancelled = run.execute() > 0;
+    if (cancelled && events_)
+      emit(EventKind::cancelled, event_job(id, at), at, std::nullopt, std::string(reason));
+    events.deliver();
+    return cancelled;
   }
 
   /// Completes every claimed job in one transaction. Each answer is complete's for its
@@ -407,9 +453,11 @@ class Scheduler {
   bool fail(const Claim& claim, std::string_view error,
             std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
+    detail::EventScope events(events_.get());
     detail::WriteTransaction transaction(db(), &writes().transaction);
     const bool failed = fail_claim(claim, error, at);
     transaction.commit();
+    events.deliver();
     return failed;
   }
 
@@ -419,11 +467,16 @@ class Scheduler {
   bool extend(Claim& claim, Seconds lease, std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
     const double until = lease_end(at, lease);
+    detail::EventScope events(events_.get());
     detail::Run run(writes().extend_claim);
     bind_now(run, at);
     run.bind(2, claim.job_id).bind(3, claim.token).bind(4, until);
-    if (!run.step())
+    if (!run.step()) {
+      if (events_)
+        emit(EventKind::lease_lost, event_job(claim.job_id, at), at);
+      events.deliver();
       return false;
+    }
     const double stored = run.column_double(0);
     run.execute();  // finish the statement so its write commits now
     claim.lease_until = from_unix_seconds(stored);
@@ -433,7 +486,11 @@ class Scheduler {
   /// Gives a claimed job back without counting the attempt: it is free again at once.
   /// False, changing nothing, when the claim is stale.
   bool release(const Claim& claim, std::optional<TimePoint> now = std::nullopt) {
-    return settle(writes().release_claim, claim, checked_now(now));
+    detail::EventScope events(events_.get());
+    const double at = checked_now(now);
+    const bool released = settle(writes().release_claim, claim, at);
+    events.deliver();
+    return released;
   }
 
   /// Jobs failed for good at `now`, in the order they failed (then by id). A read: jobs whose
@@ -453,6 +510,7 @@ class Scheduler {
   bool retry_job(std::int64_t id, std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
     detail::WriteStatements& write = writes();
+    detail::EventScope events(events_.get());
     detail::WriteTransaction transaction(db(), &write.transaction);
     fail_abandoned_jobs(at);
     auto retry = [&] {
@@ -470,7 +528,10 @@ class Scheduler {
         throw;
       retried = retry();
     }
+    if (retried && events_)
+      emit(EventKind::retried, event_job(id, at), at);
     transaction.commit();
+    events.deliver();
     return retried;
   }
 
@@ -502,7 +563,16 @@ class Scheduler {
   /// A write transaction for the host's own writes and any scheduler calls between, so that
   /// they commit or roll back together (see Transaction): `auto tx = s.transaction(); ...;
   /// tx.commit();`. ReadOnlyError on a read-only scheduler.
-  Transaction transaction() { return Transaction(db(), &writes().transaction, file_); }
+  Transaction transaction() {
+    return Transaction(db(), &writes().transaction, file_, events_.get());
+  }
+
+  /// Delivers to Options::on_event the events of a transaction the host committed itself
+  /// on handle(), now rather than at the next call. Does nothing inside a transaction.
+  void deliver_events() noexcept {
+    if (events_)
+      events_->deliver();
+  }
 
   /// After the clock was set back: cuts each live lease that now looks longer than it was
   /// asked for (it was granted after `now`) to its length from now, so that a job whose
@@ -703,6 +773,7 @@ class Scheduler {
     // A clock that answers nonsense is refused before waiting for anything; the clock is
     // read again once the write lock is held, so that waiting does not eat into the lease.
     lease_end(checked_now(now), lease);
+    detail::EventScope events(events_.get());
     detail::WriteTransaction transaction(db(), &write.transaction);
     const double at = checked_now(now);
     const double until = lease_end(at, lease);
@@ -757,6 +828,13 @@ class Scheduler {
           job.job.data = detail::read_payload(run, 0);
       }
     }
+    if (events_) {
+      for (const ClaimedJob& job : claimed) {
+        emit(EventKind::claimed, job.job, at,
+             Seconds{std::max(0.0, at - to_unix_seconds(job.job.starts_at))});
+      }
+    }
+    events.deliver();
     return claimed;
   }
 
@@ -773,11 +851,61 @@ class Scheduler {
   }
 
   bool settle(detail::Statement& statement, const Claim& claim, double at) {
-    return detail::settle(statement, claim, at);
+    const EventKind kind = &statement == &writes().release_claim ? EventKind::released
+                                                                 : EventKind::completed;
+    return settled(claim, at, kind, {}, [&] { return detail::settle(statement, claim, at); });
   }
 
   bool fail_claim(const Claim& claim, std::string_view error, double at) {
-    return detail::fail_claim(writes(), options_.retry, random_, claim, error, at);
+    return settled(claim, at, EventKind::retrying, error, [&] {
+      return detail::fail_claim(writes(), options_.retry, random_, claim, error, at);
+    });
+  }
+
+  // Runs `settle_one` (true when the claim settled the job) and, with an event hook, makes
+  // its event: `kind` (retrying becomes failed when the job failed for good), or lease_lost
+  // when the claim was stale. Only with a hook does it read the job, before and after.
+  template <class SettleOne>
+  bool settled(const Claim& claim, double at, EventKind kind, std::string_view error,
+               SettleOne settle_one) {
+    if (!events_)
+      return settle_one();
+    const std::optional<Job> before = job_by_id(claim.job_id, at);
+    const bool ok = settle_one();
+    Job after = event_job(claim.job_id, at);
+    if (!ok) {
+      emit(EventKind::lease_lost, std::move(after), at);
+      return false;
+    }
+    if (kind == EventKind::retrying && after.failed_at)
+      kind = EventKind::failed;
+    std::optional<Seconds> ran;
+    if (before && before->locked_at)
+      ran = Seconds{at - to_unix_seconds(*before->locked_at)};
+    emit(kind, std::move(after), at, std::nullopt, std::string(error), ran);
+    return true;
+  }
+
+  // The job `id` at `at`, for an event; only its id when it is gone.
+  Job event_job(std::int64_t id, double at) {
+    std::optional<Job> job = job_by_id(id, at);
+    if (job)
+      return std::move(*job);
+    Job gone;
+    gone.id = id;
+    return gone;
+  }
+
+  void emit(EventKind kind, Job job, double at, std::optional<Seconds> waited = std::nullopt,
+            std::string error = {}, std::optional<Seconds> ran = std::nullopt) {
+    Event event;
+    event.kind = kind;
+    event.job = std::move(job);
+    event.at = from_unix_seconds(at);
+    event.waited = waited;
+    event.ran = ran;
+    event.error = std::move(error);
+    events_->add(std::move(event));
   }
 
   detail::CheckedTimes checked_new_job(const Payload& data, const JobOptions& options) const {
@@ -805,13 +933,15 @@ class Scheduler {
   // `settle_one(item, at)` for each item, in one write transaction.
   template <class Item, class SettleOne>
   std::vector<bool> settle_all(const std::vector<Item>& items, double at, SettleOne settle_one) {
-    std::vector<bool> settled;
-    settled.reserve(items.size());
+    std::vector<bool> answers;
+    answers.reserve(items.size());
+    detail::EventScope events(events_.get());
     detail::WriteTransaction transaction(db(), &writes().transaction);
     for (const Item& item : items)
-      settled.push_back(settle_one(item, at));
+      answers.push_back(settle_one(item, at));
     transaction.commit();
-    return settled;
+    events.deliver();
+    return answers;
   }
 
   // Wakes this process's workers on the file. Inside the host's transaction the job is not
@@ -985,6 +1115,8 @@ class Scheduler {
         statements_(detail::Statements::prepare(connection_.get(), !options_.read_only,
                                                schema_.version < current_schema_version)) {
     detail::set_durability(connection_.get(), options_);
+    if (options_.on_event)
+      events_ = std::make_unique<detail::EventQueue>(connection_.get(), options_.on_event);
   }
 
   // The time a new job's stored state is decided at: now, or `fallback` when the clock
@@ -1016,6 +1148,8 @@ class Scheduler {
   // The connection's busy handler points here: it must outlive the connection.
   std::unique_ptr<detail::BusyWait> busy_wait_;
   detail::ConnectionPtr connection_;
+  // Options::on_event's queue, when there is a hook; its rollback hook points here.
+  std::unique_ptr<detail::EventQueue> events_;
   Options options_;
   detail::SchemaState schema_;
   std::string file_;

@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "detail/events.hpp"
 #include "detail/transaction.hpp"
 #include "detail/validate.hpp"
 #include "detail/wake.hpp"
@@ -35,6 +36,8 @@ class Transaction {
     const bool outermost = !transaction_->nested();
     transaction_->commit();
     transaction_.reset();
+    if (outermost && events_ != nullptr)
+      events_->deliver();
     if (outermost && !file_.empty())
       detail::WakeHub::instance().job_added(file_);
   }
@@ -52,9 +55,11 @@ class Transaction {
  private:
   friend class Scheduler;
 
-  Transaction(sqlite3* db, const detail::TransactionStatements* prepared, std::string file)
+  Transaction(sqlite3* db, const detail::TransactionStatements* prepared, std::string file,
+              detail::EventQueue* events)
       : transaction_(std::make_unique<detail::WriteTransaction>(db, prepared)),
-        file_(std::move(file)) {}
+        file_(std::move(file)),
+        events_(events) {}
 
   void check_open(const char* what) const {
     if (!transaction_) {
@@ -65,6 +70,7 @@ class Transaction {
 
   std::unique_ptr<detail::WriteTransaction> transaction_;
   std::string file_;
+  detail::EventQueue* events_;  // its scheduler's (which outlives it), or null
 };
 
 }  // namespace jobsched

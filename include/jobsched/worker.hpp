@@ -305,6 +305,7 @@ inline void commit_outcomes(WorkerState& state, std::vector<WorkerState::Outcome
         }
         transaction.commit();
       }
+      scheduler.deliver_events();
       state.completed.fetch_add(completed, std::memory_order_relaxed);
       state.failed.fetch_add(failed, std::memory_order_relaxed);
       state.snoozed.fetch_add(snoozed, std::memory_order_relaxed);

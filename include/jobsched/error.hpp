@@ -14,6 +14,8 @@ namespace jobsched {
 /// when a statement failed, its SQL text (in sql(), not in the message).
 class Error : public std::runtime_error {
  public:
+  /// An error with `message` (what(), no SQL), SQLite's primary and extended result codes and
+  /// the failing statement's SQL (empty when none).
   Error(const std::string& message, int code, int extended_code, std::string sql = {})
       : std::runtime_error(message),
         code_(code),
@@ -37,6 +39,7 @@ class Error : public std::runtime_error {
 /// negative duration, an empty path), refused before any SQL ran. Its code is SQLITE_MISUSE.
 class InvalidArgumentError : public Error {
  public:
+  /// An error with `message`, naming the bad values.
   explicit InvalidArgumentError(const std::string& message)
       : Error(message, SQLITE_MISUSE, SQLITE_MISUSE) {}
 };
@@ -45,6 +48,7 @@ class InvalidArgumentError : public Error {
 /// Nothing was changed.
 class BusyError : public Error {
  public:
+  /// Takes the message and codes as Error does.
   using Error::Error;
 };
 
@@ -52,12 +56,14 @@ class BusyError : public Error {
 /// version newer than this build knows, or a `job_schema` table without its version row.
 class SchemaError : public Error {
  public:
+  /// Takes the message and codes as Error does.
   using Error::Error;
 };
 
 /// Reading or writing the file failed, or the disk (or the database's size limit) is full.
 class IoError : public Error {
  public:
+  /// Takes the message and codes as Error does.
   using Error::Error;
 };
 
@@ -65,12 +71,14 @@ class IoError : public Error {
 /// or a write call on a scheduler opened with Options::read_only.
 class ReadOnlyError : public IoError {
  public:
+  /// Takes the message and codes as Error does.
   using IoError::IoError;
 };
 
 /// A constraint in the database refused the change.
 class ConstraintError : public Error {
  public:
+  /// Takes the message and codes as Error does.
   using Error::Error;
 };
 
@@ -79,6 +87,7 @@ class ConstraintError : public Error {
 /// SQLITE_CONSTRAINT_UNIQUE.
 class UniqueConflictError : public ConstraintError {
  public:
+  /// An error with `message`, the conflicting `key` and the id of the job holding it.
   UniqueConflictError(const std::string& message, std::string key, std::int64_t existing_id)
       : ConstraintError(message, SQLITE_CONSTRAINT, SQLITE_CONSTRAINT_UNIQUE),
         key_(std::move(key)),

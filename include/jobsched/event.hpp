@@ -54,6 +54,7 @@ inline const char* to_string(EventKind kind) noexcept {
 
 /// One change to one job, delivered to Options::on_event once it is committed.
 struct Event {
+  /// What happened to the job.
   EventKind kind = EventKind::added;
   /// The job as the change left it; for lease_lost, as it is now (its id alone when it was
   /// deleted).

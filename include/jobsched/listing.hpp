@@ -26,6 +26,7 @@ struct JobQuery {
   std::optional<JobState> state;
   /// Only jobs of this queue ("" is the default queue); empty: every queue.
   std::optional<std::string> queue;
+  /// Oldest first (the default) or newest first, by the state's time.
   ListOrder order = ListOrder::oldest_first;
   /// Continue after this job (JobPage::next_after of the page before); empty: from the start.
   std::optional<std::int64_t> after;
@@ -42,6 +43,7 @@ struct JobPage {
   /// The moment the states were read at (state_of(job, at) is each job's state).
   TimePoint at{};
 
+  /// True when another page follows (next_after is set).
   bool has_more() const noexcept { return next_after.has_value(); }
 };
 

@@ -26,6 +26,7 @@ enum class Ownership { owned, borrowed };
 struct Options {
   /// The source of "now" for every call that takes an optional time. Empty: system clock.
   Clock clock;
+  /// How durable each commit is: full (the default) or normal.
   Synchronous synchronous = Synchronous::full;
   /// How long a call waits for another connection's write lock before throwing BusyError.
   std::chrono::milliseconds busy_timeout{5000};

@@ -20,10 +20,12 @@ class Payload {
  public:
   /// NULL: no payload at all.
   Payload() noexcept = default;
+  /// NULL, as Payload().
   Payload(std::nullptr_t) noexcept {}  // NOLINT(google-explicit-constructor)
   /// Bytes stored as a BLOB, exactly (NUL bytes included).
   Payload(std::string bytes) noexcept  // NOLINT(google-explicit-constructor)
       : storage_class_(StorageClass::blob), bytes_(std::move(bytes)) {}
+  /// A copy of `bytes`, stored as a BLOB, exactly.
   Payload(std::string_view bytes)  // NOLINT(google-explicit-constructor)
       : Payload(std::string(bytes)) {}
   /// A C string's bytes as a BLOB; a null pointer is the NULL payload.
@@ -55,7 +57,9 @@ class Payload {
     return payload;
   }
 
+  /// How the payload is stored: null, blob, or (from older files) text, integer, real.
   StorageClass storage_class() const noexcept { return storage_class_; }
+  /// True for the NULL payload, never for empty bytes.
   bool is_null() const noexcept { return storage_class_ == StorageClass::null; }
   /// The bytes of a BLOB or TEXT payload; empty for the other storage classes.
   std::string_view bytes() const noexcept { return bytes_; }
@@ -72,10 +76,12 @@ class Payload {
     return real_;
   }
 
+  /// Equal when storage class and value are equal (NULL differs from empty bytes).
   friend bool operator==(const Payload& a, const Payload& b) noexcept {
     return a.storage_class_ == b.storage_class_ && a.bytes_ == b.bytes_ &&
            a.integer_ == b.integer_ && a.real_ == b.real_;
   }
+  /// Not equal.
   friend bool operator!=(const Payload& a, const Payload& b) noexcept { return !(a == b); }
 
  private:

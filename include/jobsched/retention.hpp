@@ -22,16 +22,22 @@ struct PruneAges {
 
 /// How many jobs one Scheduler::prune deleted, by kind.
 struct PruneResult {
+  /// Completed jobs deleted.
   std::int64_t completed = 0;
+  /// Failed (not cancelled) jobs deleted.
   std::int64_t failed = 0;
+  /// Cancelled jobs deleted.
   std::int64_t cancelled = 0;
 
+  /// Every job deleted.
   std::int64_t total() const noexcept { return completed + failed + cancelled; }
 };
 
 /// A prune a Worker runs every `interval`, on its own connection (WorkerOptions::prune).
 struct PeriodicPrune {
+  /// How long each kind of finished job is kept.
   PruneAges ages;
+  /// Time between prunes, from the Worker's start (it prunes at start too); default 1 min.
   std::chrono::milliseconds interval{std::chrono::minutes(1)};
 };
 

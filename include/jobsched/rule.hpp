@@ -108,10 +108,10 @@ class Rule {
 
   /// Standard 5-field cron ("minute hour day-of-month month day-of-week", names such as
   /// MON-FRI or JAN in any case, "*", lists, ranges, steps, "a/n" for a-last/n) or a shorthand
-  /// (@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly), fired at whole
-  /// minutes of `zone`'s wall clock. Day of month and day of week: either may match when both
-  /// are restricted, both must when either starts with '*'. Across daylight saving as Vixie
-  /// cron. InvalidArgumentError naming the field and value that are wrong.
+  /// (`@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`),
+  /// fired at whole minutes of `zone`'s wall clock. Day of month and day of week: either may
+  /// match when both are restricted, both must when either starts with '*'. Across daylight
+  /// saving as Vixie cron. InvalidArgumentError naming the field and value that are wrong.
   static Rule cron(std::string_view expression, TimeZone zone = TimeZone::utc()) {
     Rule rule;
     rule.cron_ = true;
@@ -177,6 +177,7 @@ class Rule {
       return a.spec_.text == b.spec_.text && a.zone_ == b.zone_;
     return a.interval_ == b.interval_ && a.anchor_ == b.anchor_;
   }
+  /// Not equal.
   friend bool operator!=(const Rule& a, const Rule& b) noexcept { return !(a == b); }
 
  private:

@@ -24,6 +24,7 @@ enum class Misfire {
 
 /// The job each firing of a schedule makes, and what to do about missed firings.
 struct ScheduleOptions {
+  /// Each firing's job payload; default NULL.
   Payload data;
   /// Higher runs first among due jobs.
   int priority = 0;
@@ -33,8 +34,11 @@ struct ScheduleOptions {
   std::optional<Seconds> expires_after;
   /// Overrides of the scheduler's RetryPolicy for each job.
   std::optional<int> max_attempts;
+  /// The backoff after a job's first failed attempt; empty: RetryPolicy::initial_backoff.
   std::optional<Seconds> initial_backoff;
+  /// The cap on the backoff; empty: RetryPolicy::max_backoff.
   std::optional<Seconds> max_backoff;
+  /// What to do about firings missed while nothing ran (downtime); default skip.
   Misfire misfire = Misfire::skip;
   /// With Misfire::catch_up, at most this many missed firings are made (at least 1).
   int catch_up_limit = 100;
@@ -42,8 +46,11 @@ struct ScheduleOptions {
 
 /// A schedule as stored: its rule and options, and where its firings are.
 struct Schedule {
+  /// The schedule's name, unique in its file.
   std::string name;
+  /// When it fires.
   Rule rule;
+  /// The job each firing makes, and the misfire policy.
   ScheduleOptions options;
   /// Paused schedules make no firings (pause_schedule, resume_schedule).
   bool paused = false;

@@ -101,7 +101,9 @@ class Scheduler {
     }
   }
 
+  /// Movable: the moved-from scheduler may only be destroyed or assigned to.
   Scheduler(Scheduler&&) noexcept = default;
+  /// Closes this scheduler's connection (if owned) and takes `other`'s.
   Scheduler& operator=(Scheduler&&) noexcept = default;
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;

@@ -17,14 +17,22 @@ namespace jobsched {
 
 /// How many jobs are in each state.
 struct JobCounts {
+  /// Free, not due yet (JobState::scheduled).
   std::int64_t scheduled = 0;
+  /// Free and due.
   std::int64_t available = 0;
+  /// Claimed with a live lease, or locked.
   std::int64_t running = 0;
+  /// Completed.
   std::int64_t completed = 0;
+  /// Failed for good, cancelled ones not included.
   std::int64_t failed = 0;
+  /// Cancelled.
   std::int64_t cancelled = 0;
+  /// Expired unrun.
   std::int64_t expired = 0;
 
+  /// The count of `state`.
   std::int64_t& operator[](JobState state) noexcept {
     switch (state) {
       case JobState::scheduled:
@@ -44,15 +52,18 @@ struct JobCounts {
     }
     return expired;
   }
+  /// The count of `state`.
   std::int64_t operator[](JobState state) const noexcept {
     return (*const_cast<JobCounts*>(this))[state];
   }
   /// Scheduled, available and running: what count_pending_jobs counts.
   std::int64_t pending() const noexcept { return scheduled + available + running; }
+  /// Every job, in every state.
   std::int64_t total() const noexcept {
     return pending() + completed + failed + cancelled + expired;
   }
 
+  /// Equal when every state's count is equal.
   friend bool operator==(const JobCounts& a, const JobCounts& b) noexcept {
     for (const JobState state : all_job_states) {
       if (a[state] != b[state])
@@ -60,12 +71,15 @@ struct JobCounts {
     }
     return true;
   }
+  /// Not equal.
   friend bool operator!=(const JobCounts& a, const JobCounts& b) noexcept { return !(a == b); }
 };
 
 /// One queue's jobs.
 struct QueueStats {
+  /// The queue's name; "" is the default queue.
   std::string queue;
+  /// Its jobs by state.
   JobCounts jobs;
   /// How late the queue's oldest due job is: now - its starts_at, for the earliest start of
   /// its available jobs; empty when none is available.
@@ -82,6 +96,7 @@ struct Stats {
   JobCounts totals;
   /// The latest of the queues' oldest_due.
   std::optional<Seconds> oldest_due;
+  /// The schema version the file is read at (Scheduler::schema_version).
   int schema_version = 0;
   /// How many schedules there are (paused ones too).
   std::int64_t schedules = 0;

@@ -504,6 +504,7 @@ class TimeZone {
     return a.offset_minutes_ == b.offset_minutes_ &&
            (a.rules_ != nullptr) == (b.rules_ != nullptr) && a.name_ == b.name_;
   }
+  /// Not equal.
   friend bool operator!=(const TimeZone& a, const TimeZone& b) noexcept {
     return !(a == b);
   }

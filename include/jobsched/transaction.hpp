@@ -22,7 +22,9 @@ namespace jobsched {
 /// Thread safety: as its Scheduler's, one thread at a time.
 class Transaction {
  public:
+  /// Movable: the moved-from transaction is neither committed nor rolled back by it.
   Transaction(Transaction&&) noexcept = default;
+  /// Takes `other`'s transaction, rolling back this one first unless committed.
   Transaction& operator=(Transaction&&) noexcept = default;
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;

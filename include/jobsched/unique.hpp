@@ -29,6 +29,7 @@ enum class OnConflict {
 struct Unique {
   /// Not empty, no NUL byte.
   std::string key;
+  /// What an add does when the key is held; default: returns the holder.
   OnConflict on_conflict = OnConflict::return_existing;
   /// Zero: only open jobs hold the key. Must be finite and not negative.
   Seconds completed_within{0};

@@ -51,6 +51,7 @@ struct WorkerOptions {
   /// waited `commit_window`, whichever comes first. A crash loses at most those not yet
   /// committed, and they run again (delivery is at least once). 1 commits each at once.
   int commit_batch = 64;
+  /// How long (ms) the first finished job may wait for others to commit with; default 2.
   std::chrono::milliseconds commit_window{2};
   /// At most this many jobs claimed ahead of free handler threads, and only as many as the
   /// threads can start within a tenth of the lease at the handlers' measured pace.
@@ -696,6 +697,7 @@ inline void heartbeat_thread(const std::shared_ptr<WorkerState>& shared) {
 /// handlers included. The handler runs concurrently on up to `threads` threads.
 class Worker {
  public:
+  /// A handler of the job alone: returning completes it, throwing fails the attempt.
   using Handler = std::function<void(const Job&)>;
   /// A handler that also takes the JobContext of the job it runs.
   using ContextHandler = std::function<void(const Job&, JobContext&)>;

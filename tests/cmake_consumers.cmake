@@ -62,6 +62,22 @@ if(JOBSCHED_INSTALL)
   jobsched_add_consumer_test(cmake_find_package
     OPTIONS "-DCMAKE_PREFIX_PATH=${jobsched_install_tree}"
     FIXTURES jobsched_installed)
+
+  # pkg-config: a program built with `pkg-config --cflags --libs jobsched` alone.
+  find_program(JOBSCHED_PKG_CONFIG NAMES pkg-config pkgconf)
+  mark_as_advanced(JOBSCHED_PKG_CONFIG)
+  if(JOBSCHED_PKG_CONFIG)
+    add_test(NAME pkg_config_consumer
+             COMMAND "${CMAKE_COMMAND}" -D "PKG_CONFIG=${JOBSCHED_PKG_CONFIG}"
+                     -D "CXX=${CMAKE_CXX_COMPILER}" -D "PREFIX=${jobsched_install_tree}"
+                     -D "PCDIR=${JOBSCHED_INSTALL_PKGCONFIGDIR}"
+                     -D "WORK=${CMAKE_CURRENT_BINARY_DIR}/pkg_config_consumer"
+                     -P "${CMAKE_CURRENT_SOURCE_DIR}/pkg_config/build_and_run.cmake")
+    set_tests_properties(pkg_config_consumer PROPERTIES
+      FIXTURES_REQUIRED jobsched_installed TIMEOUT 300 LABELS packaging)
+  else()
+    message(STATUS "jobsched: no pkg-config (Debian: pkgconf); jobsched.pc is installed but not tested")
+  endif()
 endif()
 
 jobsched_add_consumer_test(cmake_add_subdirectory)

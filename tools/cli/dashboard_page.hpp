@@ -34,7 +34,7 @@ inline constexpr const char* html = R"html(<!DOCTYPE html>
     </section>
     <section class="panel">
       <h2>Schedules</h2>
-      <table id="schedules"><thead><tr><th>name</th><th>rule</th><th>queue</th><th>next firing</th><th>last firing</th></tr></thead><tbody></tbody></table>
+      <table id="schedules"><thead><tr><th>name</th><th>rule</th><th>queue</th><th>next</th><th>last</th></tr></thead><tbody></tbody></table>
     </section>
   </div>
   <section class="panel">
@@ -166,10 +166,14 @@ inline constexpr const char* js = R"js('use strict';
     return Math.abs(d) < 0.5 ? 'now' : d > 0 ? 'in ' + seconds(d) : seconds(d) + ' ago';
   }
   function when(t, now) { return el('span', { title: iso(t) }, relative(t, now)); }
-  // "every 3600 from 1796149646.75" reads as "every 1.0 h"; cron rules read as they are.
+  // "every 3600 from 1796149646.75" reads as "every 1 h"; cron rules read as they are.
   function ruleText(rule) {
     const m = /^every (\S+) from (\S+)$/.exec(rule);
-    return m ? 'every ' + seconds(Number(m[1])) : rule;
+    if (!m) return rule;
+    const n = Number(m[1]);
+    for (const [size, unit] of [[86400, 'd'], [3600, 'h'], [60, 'min']])
+      if (n >= size && n % size === 0) return 'every ' + n / size + ' ' + unit;
+    return 'every ' + n + ' s';
   }
   function queueName(q) { return q === '' ? '(default)' : q; }
 

@@ -211,6 +211,27 @@ def test_refusals(args, work):
         equal(row(db, failed)["failed_at"], None, "the write with the token retried the job")
         equal(server.stop(), 0, "SIGTERM stops the server with exit code 0")
 
+    # A file the first Python scheduler wrote (schema 0): shown, never upgraded by a write.
+    old = os.path.join(work, "old.db")
+    connection = sqlite3.connect(old)
+    connection.executescript(
+        "CREATE TABLE job (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB,"
+        " created_at REAL NOT NULL, starts_at REAL NOT NULL, expires_at REAL, completed_at REAL);"
+        "INSERT INTO job (data, created_at, starts_at) VALUES ('old job', 1, 2);")
+    connection.close()
+    with Server(args, work, old) as server:
+        status, stats = server.get("/api/stats")
+        equal((status, stats["schema_version"], stats["needs_upgrade"]), (200, 0, True),
+              "an old file is shown as it is")
+        equal(stats["totals"]["available"], 1, "an old file's job")
+        status, body = server.post("/api/jobs/1/cancel")
+        equal(status, 409, f"a change to an old file is refused ({body})")
+        check("jobsched migrate" in body.get("error", ""), "the refusal names jobsched migrate")
+    connection = sqlite3.connect(old)
+    tables = sorted(r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+    connection.close()
+    check("job_schema" not in tables, f"the old file was not upgraded: {tables}")
+
     # Loopback, without a token: a foreign Host (DNS rebinding) is refused.
     with Server(args, work, db) as server:
         equal(server.get("/api/stats")[0], 200, "loopback without a token: 200")

@@ -122,7 +122,10 @@ td.buttons { padding:3px 6px; vertical-align:middle; }
 inline constexpr const char* js = R"js('use strict';
 (function () {
   const STATES = ['scheduled', 'available', 'running', 'completed', 'failed', 'cancelled', 'expired'];
-  const token = new URLSearchParams(location.search).get('token');
+  const address = new URLSearchParams(location.search);
+  const token = address.get('token');
+  // Jobs a page: ?limit=N in the address, 20 by default.
+  const limit = Math.min(1000, Math.max(1, Number(address.get('limit')) || 20));
   const view = { state: '', queue: '*', order: 'oldest', after: null, previous: [], next: null, selected: null };
   const $ = (id) => document.getElementById(id);
 
@@ -285,7 +288,7 @@ inline constexpr const char* js = R"js('use strict';
     if (view.queue !== '*') q.set('queue', view.queue);
     q.set('order', view.order);
     if (view.after !== null) q.set('after', view.after);
-    q.set('limit', 20);
+    q.set('limit', limit);
     return '/api/jobs?' + q.toString();
   }
 

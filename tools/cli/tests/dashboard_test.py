@@ -363,6 +363,14 @@ def test_api(args, work):
         _, stats = server.get("/api/stats")
         equal({q["queue"]: q["paused"] for q in stats["queues"]},
               {"": False, "emails": True, "reports": False}, "the stats show the pauses")
+        equal(server.post("/api/queues//pause")[0], 200, "pause the default queue")
+        equal(server.post("/api/queues/a%20b%2Fc/pause")[0], 200, "pause a queue named a b/c")
+        equal(paused_queues(db), ["", "a b/c", "emails"], "the file: both paused")
+        _, stats = server.get("/api/stats")
+        equal([q["queue"] for q in stats["queues"] if q["paused"]], ["", "emails", "a b/c"],
+              "a paused queue without jobs is listed, so it can be resumed")
+        equal(server.post("/api/queues//resume")[0], 200, "resume the default queue")
+        equal(paused_queues(db), ["a b/c", "emails"], "the file: the default queue resumed")
         equal(server.stop(signal.SIGINT), 0, "SIGINT stops the server with exit code 0")
 
 
@@ -563,6 +571,30 @@ def test_browser(args, work):
                   "after cancel the page shows the job as cancelled")
             status = browser.evaluate("document.getElementById('status').textContent")
             check(status and not status.startswith("refused"), f"the page's status: {status}")
+
+            # Pages of 5 and the filters, as a user clicks them.
+            browser.open(url + "?limit=5")
+            ids_shown = ("Array.from(document.querySelectorAll('#jobs tr.job'))"
+                         ".map(r => Number(r.dataset.id)).join(',')")
+            check(browser.wait_for(ids_shown + " === '1,2,3,4,5'"), "the first page of 5")
+            browser.evaluate("document.getElementById('page-next').click()")
+            check(browser.wait_for(ids_shown + " === '6,7,8,9,10'"),
+                  "next: the second page: " + str(browser.evaluate(ids_shown)))
+            browser.evaluate("document.getElementById('page-next').click()")
+            check(browser.wait_for(ids_shown + " === '11,12,13,14'"), "next: the last page")
+            check(browser.evaluate("document.getElementById('page-next').disabled"),
+                  "no next page after the last")
+            browser.evaluate("document.getElementById('page-prev').click()")
+            check(browser.wait_for(ids_shown + " === '6,7,8,9,10'"), "previous: the second page")
+            choose = ("(() => {{ const s = document.getElementById('{}'); s.value = '{}';"
+                      " s.dispatchEvent(new Event('change')); }})()")
+            browser.evaluate(choose.format("filter-queue", "emails"))
+            check(browser.wait_for(ids_shown + " === '6,7,8,9,10'"),
+                  "queue emails, from the first page: " + str(browser.evaluate(ids_shown)))
+            browser.evaluate(choose.format("filter-state", "available"))
+            # Available jobs in start order: the retried one is due now, after the others.
+            check(browser.wait_for(ids_shown + f" === '{ids['binary']},{ids['binary'] + 1},{failed}'"),
+                  "emails and available: " + str(browser.evaluate(ids_shown)))
         finally:
             browser.close()
         equal(row(db, failed)["failed_at"], None, "the retry button retried the job in the file")

@@ -42,21 +42,26 @@ bool has_tables(const Scheduler& scheduler) {
   return any;
 }
 
-// Opens read-only, refusing an SQLite file that holds other tables but no job schema (the
-// library would read it as empty, and a write would add the job tables to it).
-Scheduler open_checked(const std::string& path) {
+jobsched::Options scheduler_options(const Context& context) {
   jobsched::Options options;
-  options.read_only = true;
-  Scheduler scheduler = Scheduler::open(path, options);
-  if (scheduler.schema_version() < 0 && has_tables(scheduler))
-    throw BadFileError("'" + path + "' is not a job database (it has tables, but no job_schema)");
-  return scheduler;
+  options.busy_timeout = std::chrono::milliseconds(
+      static_cast<std::int64_t>(parse_duration(context.busy_timeout).count() * 1000));
+  return options;
 }
 
+// Opens read-only, refusing an SQLite file that holds other tables but no job schema (the
+// library would read it as empty, and a write would add the job tables to it).
 // Read commands: never create, upgrade or write the file.
 Scheduler open_reading(const Context& context) {
   require_file(context.db);
-  return open_checked(context.db);
+  jobsched::Options options = scheduler_options(context);
+  options.read_only = true;
+  Scheduler scheduler = Scheduler::open(context.db, options);
+  if (scheduler.schema_version() < 0 && has_tables(scheduler)) {
+    throw BadFileError("'" + context.db +
+                       "' is not a job database (it has tables, but no job_schema)");
+  }
+  return scheduler;
 }
 
 // Write commands: the file must exist unless `create`; an old file is upgraded, and said so.
@@ -64,7 +69,7 @@ Scheduler open_writing(const Context& context, bool create = false) {
   std::error_code error;
   if (!create || std::filesystem::exists(context.db, error))
     (void)open_reading(context);
-  Scheduler scheduler = Scheduler::open(context.db);
+  Scheduler scheduler = Scheduler::open(context.db, scheduler_options(context));
   if (const auto from = scheduler.migrated_from(); from && *from >= 0) {
     std::cerr << "jobsched: upgraded '" << context.db << "' from schema version " << *from
               << " to " << scheduler.schema_version() << '\n';
@@ -510,7 +515,7 @@ int migrate(const Context& context) {
   }
   const bool upgrade = from < jobsched::current_schema_version;
   if (upgrade)
-    (void)Scheduler::open(context.db);
+    (void)Scheduler::open(context.db, scheduler_options(context));
   if (context.json) {
     print_json({{"file", context.db},
                 {"from_version", from},

@@ -15,6 +15,7 @@ namespace jobsched_cli {
 struct Context {
   std::string db = "job.db";
   bool json = false;
+  std::string busy_timeout = "5s";
 };
 
 struct ListOptions {

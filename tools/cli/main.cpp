@@ -26,7 +26,7 @@ constexpr const char* exit_code_help =
     "  2  usage: a bad flag, command, duration, time, state, rule or argument\n"
     "  3  bad file: missing (never created by a read), not a job database, or a newer\n"
     "     schema version than this build reads\n"
-    "  4  busy: another connection held the lock longer than the busy timeout\n"
+    "  4  busy: another connection held the write lock longer than --busy-timeout\n"
     "  5  I/O: the file cannot be read or written (read-only, disk full, ...)\n"
     "  6  conflict: another job holds the unique key (add --key --on-conflict fail)\n"
     "  7  unavailable: this build has no dashboard (serve)\n"
@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
     context.db = db;
   app.add_option("--db", context.db, "The job file (default: $JOBSCHED_DB, else job.db)");
   app.add_flag("--json", context.json, "One JSON document on stdout, for scripts");
+  app.add_option("--busy-timeout", context.busy_timeout,
+                 "How long to wait for another writer's lock before exit 4")
+      ->capture_default_str();
 
   std::function<int()> command;
   const auto id_option = [](CLI::App* sub, std::int64_t& id) {
@@ -129,7 +132,7 @@ int main(int argc, char** argv) {
   add_command->add_option("PAYLOAD", add_options.payload, "The payload, or - to read stdin");
   add_command->add_option("--file", add_options.file, "Read the payload from this file");
   add_command->add_option("--in", add_options.in, "Start after this duration (5m, 2h30m)");
-  add_command->add_option("--at", add_options.at, "Start at this ISO-8601 time");
+  add_command->add_option("--at", add_options.at, "Start at this ISO-8601 time (a past one: now)");
   add_command->add_option("--expires-in", add_options.expires_in,
                           "Expire this long from now (default: never)");
   add_command->add_option("--queue", add_options.queue, "The queue (default: \"\")");

@@ -167,6 +167,12 @@ def test_errors(tool):
     check(fingerprint(tool.db) == before, "a newer file was changed")
     os.remove(tool.db)
 
+    # Not a file at all: an I/O error.
+    os.mkdir(tool.path("a-directory"))
+    for command in (["info"], ["add", "x"]):
+        _, err = tool.run(*command, db=tool.path("a-directory"), expect=IO)
+        check("a-directory" in err, err)
+
     # Usage errors name the bad value, and change nothing.
     tool.run("add", "x")
     before = tool.json("list")
@@ -196,6 +202,7 @@ def test_errors(tool):
             (["schedules", "add", "s", "weekly"], ["weekly"]),
             (["watch", "--once", "--interval", "0s"], ["interval"]),
             (["show", "abc"], ["abc"]),
+            (["--busy-timeout", "soon", "count"], ["'soon'"]),
             (["list", "--bogus"], ["--bogus"]),
             (["frobnicate"], ["frobnicate"]),
             ([], ["subcommand"])):
@@ -212,6 +219,23 @@ def test_errors(tool):
         check(line in out, f"--help lacks {line!r}")
     out, _ = tool.run("list", "--help")
     check("--state" in out and "--after" in out, out)
+
+
+def test_busy(tool):
+    tool.run("add", "x")
+    holder = sqlite3.connect(tool.db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE job SET priority = priority")
+    started = time.time()
+    _, err = tool.run("--busy-timeout", "300ms", "add", "y", expect=BUSY)
+    check("locked" in err and time.time() - started < 5, err)
+    tool.run("complete", "1", "--busy-timeout", "100ms", expect=BUSY)
+    # Reads are not held up by a writer (WAL).
+    check(tool.run("count")[0] == "1\n", "count while a writer holds the lock")
+    holder.execute("ROLLBACK")
+    holder.close()
+    tool.run("add", "y")
+    check(tool.run("count")[0] == "2\n", "add after the lock went")
 
 
 def test_read_only(tool):
@@ -585,7 +609,7 @@ def main():
     os.makedirs(args.work)
     tool = Tool(args.jobsched, args.fixture, args.work)
     groups = {
-        "errors": test_errors, "read_only": test_read_only, "migrate": test_migrate,
+        "errors": test_errors, "busy": test_busy, "read_only": test_read_only, "migrate": test_migrate,
         "jobs": test_jobs, "add": test_add, "schedules": test_schedules, "queues": test_queues,
         "stats": test_stats, "watch": test_watch,
         "serve": lambda t: test_serve(t, args.has_serve == 1),

@@ -39,6 +39,8 @@ endif()
 
 target_sources(jobsched_cli PRIVATE "${CMAKE_CURRENT_LIST_DIR}/serve.cpp")
 target_link_libraries(jobsched_cli PRIVATE ${jobsched_httplib_target} nlohmann_json::nlohmann_json)
+# main.cpp calls serve() only with it (tools/cli/CMakeLists.txt adds it too, from the variable).
+target_compile_definitions(jobsched_cli PRIVATE JOBSCHED_CLI_HAS_SERVE=1)
 set(JOBSCHED_CLI_HAS_SERVE ON)
 message(STATUS "jobsched: the jobsched tool serves a web dashboard (cpp-httplib)")
 
@@ -52,8 +54,13 @@ if(JOBSCHED_BUILD_TESTS)
   # Fills a job file with jobs in every state and several queues, and a schedule.
   add_executable(jobsched_dashboard_fixture "${CMAKE_CURRENT_LIST_DIR}/tests/dashboard_fixture.cpp")
   target_link_libraries(jobsched_dashboard_fixture PRIVATE jobsched::jobsched)
+  if(DEFINED JOBSCHED_TEST_CXX_STANDARD)
+    set(jobsched_dashboard_cxx_standard "${JOBSCHED_TEST_CXX_STANDARD}")
+  else()
+    set(jobsched_dashboard_cxx_standard 17)
+  endif()
   set_target_properties(jobsched_dashboard_fixture PROPERTIES
-    CXX_STANDARD "${jobsched_cli_cxx_standard}" CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
+    CXX_STANDARD "${jobsched_dashboard_cxx_standard}" CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
   find_program(JOBSCHED_CHROMIUM NAMES chromium chromium-browser google-chrome
                DOC "Headless Chromium for the dashboard's browser test")
   # Groups of dashboard_test.py: each its own server and files, so they run in parallel.

@@ -116,6 +116,11 @@ td.buttons { padding:3px 6px; vertical-align:middle; }
 #detail { position:fixed; top:0; right:0; bottom:0; width:460px; overflow-y:auto; border-radius:0;
   box-shadow:-6px 0 24px rgba(20,25,40,.18); z-index:10; }
 .message { margin-left:8px; font-size:12px; }
+@media (max-width: 1000px) {
+  .cards { grid-template-columns:repeat(4, 1fr); }
+  .columns { grid-template-columns:minmax(0, 1fr); }
+  #detail { width:100%; }
+}
 .message.error { color:var(--failed); }
 )css";
 

@@ -56,7 +56,9 @@ int main(int argc, char** argv) {
   jobsched::Job failed[2];
   for (int i = 0; i < 2; ++i) {
     failed[i] = add("mail to user" + std::to_string(i + 1) + "@example.com", "emails", -200s, 1);
-    scheduler.fail(claim("emails", 60s), "SMTP 550: mailbox unavailable");
+    // The second error is markup, which the page must show as text.
+    scheduler.fail(claim("emails", 60s), i == 0 ? "SMTP 550: mailbox unavailable"
+                                                : "<img src=x onerror=alert(1)> mailbox full");
   }
   const auto cancelled = add("mail to nobody@example.com", "emails", 120s);
   scheduler.cancel_job(cancelled.id, "user unsubscribed");

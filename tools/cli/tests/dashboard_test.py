@@ -530,6 +530,8 @@ def test_browser(args, work):
         equal(dict((int(i), s) for i, s in rows)[ids["failed"][0]], "failed",
               "the page shows a failed job as failed")
         check('data-schedule="heartbeat"' in dom, "the page shows the schedule")
+        check(">&lt;img src=x onerror=alert(1)&gt; mailbox full</td>" in dom and "<img" not in dom,
+              "markup in a job's last error is shown as text, never made an element")
         late = re.search(r'id="oldest-due" data-seconds="([0-9.]+)"', dom)
         check(late and float(late.group(1)) >= 120, "the page shows the oldest due lateness")
 

@@ -77,7 +77,10 @@ Scheduler open_writing(const Context& context, bool create = false) {
   return scheduler;
 }
 
-void print_json(const json& document) { std::cout << document.dump(2) << '\n'; }
+// Invalid UTF-8 (a queue name or error written by another program) is replaced, not thrown.
+void print_json(const json& document) {
+  std::cout << document.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+}
 
 int not_found(const std::string& message) {
   std::cerr << "jobsched: " << message << '\n';
@@ -164,11 +167,6 @@ json stats_json(const jobsched::Stats& stats) {
           {"schema_version", stats.schema_version}};
 }
 
-// Paused queues were added in schema 7; an older file read-only has none.
-std::vector<std::string> paused_queues(Scheduler& scheduler) {
-  return scheduler.schema_version() >= 7 ? scheduler.paused_queues() : std::vector<std::string>{};
-}
-
 std::uintmax_t file_size(const std::string& path) {
   std::error_code error;
   const std::uintmax_t size = std::filesystem::file_size(path, error);
@@ -227,7 +225,7 @@ std::string version_text(const Scheduler& scheduler) {
 int info(const Context& context) {
   Scheduler scheduler = open_reading(context);
   const jobsched::Stats stats = scheduler.stats();
-  const std::vector<std::string> paused = paused_queues(scheduler);
+  const std::vector<std::string> paused = scheduler.paused_queues();
   const std::uintmax_t size = file_size(context.db);
   const std::uintmax_t wal_size = file_size(context.db + "-wal");
   if (context.json) {
@@ -421,8 +419,7 @@ int prune(const Context& context, const PruneOptions& options) {
 
 int schedules(const Context& context) {
   Scheduler scheduler = open_reading(context);
-  const std::vector<jobsched::Schedule> all =
-      scheduler.schema_version() >= 5 ? scheduler.schedules() : std::vector<jobsched::Schedule>{};
+  const std::vector<jobsched::Schedule> all = scheduler.schedules();
   if (context.json) {
     print_json(schedules_json(all));
     return exit_ok;

@@ -268,6 +268,19 @@ def test_read_only(tool):
     check(version == 1, f"the file was upgraded to {version}")
     check(tool.json("info", db=old)["schema_version"] == 1, "info no longer reads version 1")
 
+    # Version 0: a job table and no job_schema at all.
+    oldest = tool.path("v0.db")
+    db = sqlite3.connect(oldest)
+    db.executescript(V0_SCHEMA)
+    db.execute("INSERT INTO job (data, created_at, starts_at) VALUES ('zero', 1, 2)")
+    db.commit()
+    db.close()
+    before = fingerprint(oldest)
+    info = tool.json("info", db=oldest)
+    check(info["schema_version"] == 0 and info["jobs"]["available"] == 1, info)
+    check(tool.json("show", "1", db=oldest)["data"] == {"storage": "text", "text": "zero"}, "v0")
+    check(fingerprint(oldest) == before, "a read command changed a version-0 file")
+
 
 def test_migrate(tool):
     old = tool.path("v1.db")
@@ -320,14 +333,14 @@ def test_jobs(tool):
     check(len(default) == 5, default)
     seen = []
     after = []
-    while True:
+    for _ in range(len(ids) + 1):
         page = tool.json("list", "--limit", "3", *after)
         check(len(page["jobs"]) <= 3, page)
         seen += [job["id"] for job in page["jobs"]]
         if page["next_after"] is None:
             break
         after = ["--after", str(page["next_after"])]
-    check(seen == sorted(ids.values()), f"paging saw {seen}")
+    check(seen == sorted(ids.values()), f"paging saw {seen}, and stopped: {page['next_after']}")
     _, err = tool.run("list", "--limit", "3")
     check("--after 3" in err, err)
     newest = tool.json("list", "--newest")["jobs"]
@@ -395,6 +408,17 @@ def test_jobs(tool):
     check(out == "deleted 0 expired and 0 completed jobs\n", out)
     left = {job["id"] for job in tool.json("list")["jobs"]}
     check(left == {ids["failed"], ids["running"], ids["scheduled"]}, left)
+
+    # Text that is not UTF-8 (written by another program) is replaced in JSON, not fatal.
+    odd = tool.path("odd.db")
+    odd_ids = tool.fill(odd)
+    db = sqlite3.connect(odd)
+    db.execute("UPDATE job SET last_error = CAST(x'6f6fff' AS TEXT) WHERE id = ?",
+               (odd_ids["failed"],))
+    db.commit()
+    db.close()
+    job = tool.json("show", str(odd_ids["failed"]), db=odd)
+    check(job["last_error"] == "oo\ufffd", job)
 
     # prune: finished jobs older than each age.
     prune_db = tool.path("prune.db")

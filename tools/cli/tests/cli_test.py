@@ -621,12 +621,26 @@ def test_serve(tool, has_serve):
         process.communicate(timeout=10)
 
 
+def test_install(tool, cmake, build_dir, bindir):
+    prefix = tool.path("prefix")
+    subprocess.run([cmake, "--install", build_dir, "--prefix", prefix, "--component",
+                    "jobsched_Tools"], check=True, capture_output=True, timeout=60)
+    installed = os.path.join(prefix, bindir, "jobsched")
+    check(os.access(installed, os.X_OK), f"no {installed}")
+    tool.jobsched = installed
+    tool.run("add", "installed")
+    check(tool.json("count") == {"pending": 1}, "the installed tool does not work")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobsched", required=True)
     parser.add_argument("--fixture", required=True)
     parser.add_argument("--work", required=True)
     parser.add_argument("--has-serve", type=int, default=0)
+    parser.add_argument("--cmake")
+    parser.add_argument("--build-dir")
+    parser.add_argument("--bindir", default="bin")
     parser.add_argument("group")
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
@@ -637,6 +651,7 @@ def main():
         "jobs": test_jobs, "add": test_add, "schedules": test_schedules, "queues": test_queues,
         "stats": test_stats, "watch": test_watch,
         "serve": lambda t: test_serve(t, args.has_serve == 1),
+        "install": lambda t: test_install(t, args.cmake, args.build_dir, args.bindir),
     }
     try:
         groups[args.group](tool)

@@ -490,6 +490,12 @@ int serve(const ServeOptions& options) {
         return dashboard.check(request, response);
       });
   dashboard.route(server);
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second dashboard
+  // would bind the same port and take half of the requests instead of being refused.
+  server.set_socket_options([](socket_t socket) {
+    const int yes = 1;
+    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   server.set_read_timeout(std::chrono::seconds(10));
   server.set_write_timeout(std::chrono::seconds(10));
 

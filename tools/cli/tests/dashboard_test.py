@@ -234,6 +234,9 @@ def test_refusals(args, work):
 
     # Loopback, without a token: a foreign Host (DNS rebinding) is refused.
     with Server(args, work, db) as server:
+        taken = run_tool(args, "serve", "--db", db, "--listen", f"127.0.0.1:{server.port}")
+        equal(taken.returncode, 5, "a port in use: exit code")
+        check("cannot listen" in taken.stderr, "a port in use says so: " + taken.stderr)
         equal(server.get("/api/stats")[0], 200, "loopback without a token: 200")
         equal(server.get("/api/stats", {"Host": f"localhost:{server.port}"})[0], 200,
               "Host localhost: 200")

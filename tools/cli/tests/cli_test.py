@@ -447,6 +447,12 @@ def test_add(tool):
     check(abs(parse_iso(job["starts_at"]) - created - 9000) < 0.01, job)
     check(abs(parse_iso(job["expires_at"]) - created - 7 * 86400) < 0.01, job)
 
+    for duration, seconds in (("90s", 90), ("1.5h", 5400), ("2w", 14 * 86400), ("250ms", 0.25),
+                              ("1d2h3m4s", 93784), ("0s", 0)):
+        job = tool.json("add", "--in", duration, "d")
+        delay = parse_iso(job["starts_at"]) - parse_iso(job["created_at"])
+        check(abs(delay - seconds) < 0.002, f"--in {duration}: {delay}")
+
     job = tool.json("add", "--at", "2030-01-02T03:04:05.5+01:00", "at")
     check(job["starts_at"] == "2030-01-02T02:04:05.500Z", job)
     job = tool.json("add", "--at", "2031-06-01", "day")

@@ -599,6 +599,22 @@ def test_watch(tool):
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=10)
     check(out.decode().count("next jobs:") >= 3, f"watch refreshed {out.decode().count('next jobs:')} times")
+    # On a terminal it clears the screen before each refresh.
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(tool.jobsched, [tool.jobsched, "--db", tool.db, "watch", "--interval", "100ms"])
+    screen = b""
+    deadline = time.time() + 10
+    while screen.count(b"\x1b[H\x1b[2J") < 2 and time.time() < deadline:
+        try:
+            screen += os.read(fd, 65536)
+        except OSError:
+            break
+    os.kill(pid, signal.SIGTERM)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    check(screen.count(b"\x1b[H\x1b[2J") >= 2 and b"next jobs:" in screen, screen[:300])
 
 
 def test_serve(tool, has_serve):

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -23,6 +24,7 @@
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <httplib.h>
 #include <jobsched/jobsched.hpp>
@@ -289,8 +291,8 @@ class Dashboard {
 
     server.Get(R"(/api/jobs/(-?\d+))",
                [this](const httplib::Request& request, httplib::Response& response) {
-                 const std::int64_t id = whole_number(request.matches[1].str(), "job id");
                  with_scheduler(false, response, [&](jobsched::Scheduler& scheduler) {
+                   const std::int64_t id = whole_number(request.matches[1].str(), "job id");
                    const jobsched::TimePoint at = scheduler.now();
                    const auto job = scheduler.get_job(id, at);
                    if (!job)
@@ -318,9 +320,9 @@ class Dashboard {
     server.Post(
         R"(/api/jobs/(-?\d+)/(retry|cancel|delete))",
         [this](const httplib::Request& request, httplib::Response& response) {
-          const std::int64_t id = whole_number(request.matches[1].str(), "job id");
           const std::string action = request.matches[2].str();
           with_scheduler(true, response, [&](jobsched::Scheduler& scheduler) {
+            const std::int64_t id = whole_number(request.matches[1].str(), "job id");
             const std::string name = "job " + std::to_string(id);
             if (!scheduler.get_job(id))
               throw HttpError{404, "no " + name};
@@ -490,6 +492,11 @@ int serve(const ServeOptions& options) {
         return dashboard.check(request, response);
       });
   dashboard.route(server);
+  // Every route answers its own errors (with_scheduler); this is for anything that escapes.
+  server.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& response, std::exception_ptr) {
+        send_error(response, 500, "the dashboard failed to answer this request");
+      });
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second dashboard
   // would bind the same port and take half of the requests instead of being refused.
   server.set_socket_options([](socket_t socket) {

@@ -309,6 +309,9 @@ def test_api(args, work):
         _, null = server.get(f"/api/jobs/{ids['binary'] + 1}")
         equal(null["data"], {"storage_class": "null"}, "a NULL payload")
         equal(server.get("/api/jobs/999")[0], 404, "a job that does not exist: 404")
+        equal(server.get("/api/jobs/99999999999999999999")[0], 400, "an id out of range: 400")
+        equal(server.post("/api/jobs/99999999999999999999/retry")[0], 400,
+              "a write to an id out of range: 400")
 
         status, schedules = server.get("/api/schedules")
         equal(status, 200, "GET /api/schedules")

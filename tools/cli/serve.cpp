@@ -503,6 +503,7 @@ int serve(const ServeOptions& options) {
     const int yes = 1;
     setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
+  server.set_payload_max_length(64 * 1024);  // no request needs a body
   server.set_read_timeout(std::chrono::seconds(10));
   server.set_write_timeout(std::chrono::seconds(10));
 

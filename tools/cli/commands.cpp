@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "commands.hpp"
 
-#include <jobsched/jobsched.hpp>
 #include <unistd.h>
+#include <jobsched/jobsched.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -70,8 +70,8 @@ Scheduler open_writing(const Context& context, bool create = false) {
     (void)open_reading(context);
   Scheduler scheduler = Scheduler::open(context.db, scheduler_options(context));
   if (const auto from = scheduler.migrated_from(); from && *from >= 0) {
-    std::cerr << "jobsched: upgraded '" << context.db << "' from schema version " << *from
-              << " to " << scheduler.schema_version() << '\n';
+    std::cerr << "jobsched: upgraded '" << context.db << "' from schema version " << *from << " to "
+              << scheduler.schema_version() << '\n';
   }
   return scheduler;
 }
@@ -158,12 +158,13 @@ json stats_json(const jobsched::Stats& stats) {
                       {"oldest_due_seconds",
                        queue.oldest_due ? json(queue.oldest_due->count()) : json(nullptr)}});
   }
-  return {{"at", format_time(stats.at)},
-          {"jobs", counts_json(stats.totals)},
-          {"queues", queues},
-          {"oldest_due_seconds", stats.oldest_due ? json(stats.oldest_due->count()) : json(nullptr)},
-          {"schedules", stats.schedules},
-          {"schema_version", stats.schema_version}};
+  return {
+      {"at", format_time(stats.at)},
+      {"jobs", counts_json(stats.totals)},
+      {"queues", queues},
+      {"oldest_due_seconds", stats.oldest_due ? json(stats.oldest_due->count()) : json(nullptr)},
+      {"schedules", stats.schedules},
+      {"schema_version", stats.schema_version}};
 }
 
 std::uintmax_t file_size(const std::string& path) {
@@ -176,7 +177,8 @@ std::uintmax_t file_size(const std::string& path) {
 std::vector<jobsched::Job> next_jobs(Scheduler& scheduler, std::size_t count,
                                      jobsched::TimePoint now) {
   std::vector<jobsched::Job> jobs;
-  for (const jobsched::JobState state : {jobsched::JobState::available, jobsched::JobState::scheduled}) {
+  for (const jobsched::JobState state :
+       {jobsched::JobState::available, jobsched::JobState::scheduled}) {
     if (jobs.size() >= count)
       break;
     jobsched::JobQuery query;
@@ -231,7 +233,8 @@ int info(const Context& context) {
     json queues = json::array();
     for (const jobsched::QueueStats& queue : stats.queues) {
       const bool is_paused = std::find(paused.begin(), paused.end(), queue.queue) != paused.end();
-      queues.push_back({{"queue", queue.queue}, {"jobs", counts_json(queue.jobs)}, {"paused", is_paused}});
+      queues.push_back(
+          {{"queue", queue.queue}, {"jobs", counts_json(queue.jobs)}, {"paused", is_paused}});
     }
     print_json({{"file", context.db},
                 {"size_bytes", size},
@@ -248,14 +251,14 @@ int info(const Context& context) {
   std::string paused_text;
   for (const std::string& queue : paused)
     paused_text += (paused_text.empty() ? "" : ", ") + queue_name(queue);
-  print_fields(std::cout,
-               {{"file", context.db},
-                {"size", std::to_string(size) + " bytes (-wal " + std::to_string(wal_size) + " bytes)"},
-                {"schema version", version_text(scheduler)},
-                {"jobs", std::to_string(stats.totals.total()) + " (" +
-                             std::to_string(stats.totals.pending()) + " pending)"},
-                {"schedules", std::to_string(stats.schedules)},
-                {"paused queues", paused_text.empty() ? "-" : paused_text}});
+  print_fields(std::cout, {{"file", context.db},
+                           {"size", std::to_string(size) + " bytes (-wal " +
+                                        std::to_string(wal_size) + " bytes)"},
+                           {"schema version", version_text(scheduler)},
+                           {"jobs", std::to_string(stats.totals.total()) + " (" +
+                                        std::to_string(stats.totals.pending()) + " pending)"},
+                           {"schedules", std::to_string(stats.schedules)},
+                           {"paused queues", paused_text.empty() ? "-" : paused_text}});
   std::cout << '\n';
   stats_table(stats).print(std::cout);
   return exit_ok;
@@ -266,7 +269,8 @@ int list(const Context& context, const ListOptions& options) {
   if (!options.state.empty())
     query.state = jobsched::parse_job_state(options.state);
   query.queue = options.queue;
-  query.order = options.newest ? jobsched::ListOrder::newest_first : jobsched::ListOrder::oldest_first;
+  query.order =
+      options.newest ? jobsched::ListOrder::newest_first : jobsched::ListOrder::oldest_first;
   query.after = options.after;
   query.limit = options.limit;
   Scheduler scheduler = open_reading(context);
@@ -275,7 +279,8 @@ int list(const Context& context, const ListOptions& options) {
     json jobs = json::array();
     for (const jobsched::Job& job : page.jobs)
       jobs.push_back(job_json(job, page.at));
-    print_json({{"jobs", jobs}, {"next_after", page.next_after ? json(*page.next_after) : json(nullptr)}});
+    print_json(
+        {{"jobs", jobs}, {"next_after", page.next_after ? json(*page.next_after) : json(nullptr)}});
     return exit_ok;
   }
   jobs_table(page.jobs, page.at).print(std::cout);
@@ -463,7 +468,9 @@ int schedule_change(const Context& context, const std::string& change, const std
     done = scheduler.delete_schedule(name);
   if (!done)
     return not_found("no schedule '" + name + "'");
-  const std::string verb = change == "pause" ? "paused" : change == "resume" ? "resumed" : "deleted";
+  const std::string verb = change == "pause"    ? "paused"
+                           : change == "resume" ? "resumed"
+                                                : "deleted";
   if (context.json)
     print_json({{"schedule", name}, {verb, true}});
   else
@@ -477,7 +484,8 @@ int pause_queue(const Context& context, const std::string& queue) {
   if (context.json)
     print_json({{"queue", queue}, {"paused", true}, {"changed", changed}});
   else
-    std::cout << "queue " << queue_name(queue) << (changed ? " paused" : " was already paused") << '\n';
+    std::cout << "queue " << queue_name(queue) << (changed ? " paused" : " was already paused")
+              << '\n';
   return exit_ok;
 }
 
@@ -487,7 +495,8 @@ int resume_queue(const Context& context, const std::string& queue) {
   if (context.json)
     print_json({{"queue", queue}, {"paused", false}, {"changed", changed}});
   else
-    std::cout << "queue " << queue_name(queue) << (changed ? " resumed" : " was not paused") << '\n';
+    std::cout << "queue " << queue_name(queue) << (changed ? " resumed" : " was not paused")
+              << '\n';
   return exit_ok;
 }
 

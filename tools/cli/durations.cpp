@@ -11,11 +11,16 @@
 namespace jobsched_cli {
 namespace {
 
-constexpr const char* duration_help = "a number and a unit (ms, s, m, h, d, w), e.g. 90s, 5m, 2h30m, 7d";
+constexpr const char* duration_help =
+    "a number and a unit (ms, s, m, h, d, w), e.g. 90s, 5m, 2h30m, 7d";
 
-std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+std::string quoted(std::string_view text) {
+  return "'" + std::string(text) + "'";
+}
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
 std::int64_t days_from_civil(std::int64_t year, unsigned month, unsigned day) {
@@ -39,15 +44,19 @@ Civil civil_from_days(std::int64_t days) {
   const auto day_of_era = static_cast<unsigned>(days - era * 146097);
   const unsigned year_of_era =
       (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-  const unsigned day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const unsigned day_of_year =
+      day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
   const unsigned mp = (5 * day_of_year + 2) / 153;
   const unsigned day = day_of_year - (153 * mp + 2) / 5 + 1;
   const unsigned month = mp < 10 ? mp + 3 : mp - 9;
-  const std::int64_t year = static_cast<std::int64_t>(year_of_era) + era * 400 + (month <= 2 ? 1 : 0);
+  const std::int64_t year =
+      static_cast<std::int64_t>(year_of_era) + era * 400 + (month <= 2 ? 1 : 0);
   return {year, month, day};
 }
 
-bool is_leap(std::int64_t year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
+bool is_leap(std::int64_t year) {
+  return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
 
 unsigned days_in_month(std::int64_t year, unsigned month) {
   static constexpr unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -179,7 +188,8 @@ jobsched::TimePoint parse_time(std::string_view text) {
       throw bad("unexpected " + quoted(text.substr(at)));
   }
   const double days = static_cast<double>(days_from_civil(*year, *month, *day));
-  return jobsched::from_unix_seconds(days * 86400 + hour * 3600.0 + minute * 60.0 + second - offset);
+  return jobsched::from_unix_seconds(days * 86400 + hour * 3600.0 + minute * 60.0 + second -
+                                     offset);
 }
 
 std::string format_time(jobsched::TimePoint time) {
@@ -224,7 +234,8 @@ std::string format_duration(jobsched::Seconds duration) {
   }
   auto whole = static_cast<std::int64_t>(std::llround(seconds));
   std::string text;
-  const std::pair<std::int64_t, const char*> units[] = {{86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
+  const std::pair<std::int64_t, const char*> units[] = {
+      {86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
   for (const auto& [size, name] : units) {
     if (whole >= size) {
       text += std::to_string(whole / size) + name;

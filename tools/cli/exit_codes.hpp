@@ -9,13 +9,13 @@
 namespace jobsched_cli {
 
 inline constexpr int exit_ok = 0;
-inline constexpr int exit_not_found = 1;     // no such job or schedule, no pending job
-inline constexpr int exit_usage = 2;         // bad flag, duration, time, state or rule
-inline constexpr int exit_bad_file = 3;      // missing file, not a job database, newer version
-inline constexpr int exit_busy = 4;          // another connection held the lock too long
-inline constexpr int exit_io = 5;            // I/O error, read-only file, disk full
-inline constexpr int exit_conflict = 6;      // a unique key held by another job
-inline constexpr int exit_unavailable = 7;   // `serve` without the dashboard built in
+inline constexpr int exit_not_found = 1;    // no such job or schedule, no pending job
+inline constexpr int exit_usage = 2;        // bad flag, duration, time, state or rule
+inline constexpr int exit_bad_file = 3;     // missing file, not a job database, newer version
+inline constexpr int exit_busy = 4;         // another connection held the lock too long
+inline constexpr int exit_io = 5;           // I/O error, read-only file, disk full
+inline constexpr int exit_conflict = 6;     // a unique key held by another job
+inline constexpr int exit_unavailable = 7;  // `serve` without the dashboard built in
 
 /// A bad value on the command line: exits with exit_usage.
 class UsageError : public std::runtime_error {

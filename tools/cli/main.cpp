@@ -138,15 +138,18 @@ int main(int argc, char** argv) {
   add_command->add_option("--queue", add_options.queue, "The queue (default: \"\")");
   add_command->add_option("--priority", add_options.priority, "Higher runs first among due jobs");
   add_command->add_option("--key", add_options.key, "A unique key: one open job per key");
-  add_command->add_option("--on-conflict", add_options.on_conflict,
-                          "When the key is held: return-existing, replace or fail")
+  add_command
+      ->add_option("--on-conflict", add_options.on_conflict,
+                   "When the key is held: return-existing, replace or fail")
       ->capture_default_str();
   add_command->callback([&] { command = [&] { return add(context, add_options); }; });
 
-  app.add_subcommand("next", "The pending job that runs next (exit 1 when none)")
-      ->callback([&] { command = [&] { return next(context); }; });
-  app.add_subcommand("count", "How many jobs are pending")
-      ->callback([&] { command = [&] { return count(context); }; });
+  app.add_subcommand("next", "The pending job that runs next (exit 1 when none)")->callback([&] {
+    command = [&] { return next(context); };
+  });
+  app.add_subcommand("count", "How many jobs are pending")->callback([&] {
+    command = [&] { return count(context); };
+  });
 
   CLI::App* complete_command = app.add_subcommand("complete", "Mark a job completed");
   id_option(complete_command, id);
@@ -167,8 +170,9 @@ int main(int argc, char** argv) {
   id_option(delete_command, id);
   delete_command->callback([&] { command = [&] { return remove(context, id); }; });
 
-  app.add_subcommand("cleanup", "Delete the expired and the completed jobs")
-      ->callback([&] { command = [&] { return cleanup(context); }; });
+  app.add_subcommand("cleanup", "Delete the expired and the completed jobs")->callback([&] {
+    command = [&] { return cleanup(context); };
+  });
 
   PruneOptions prune_options;
   CLI::App* prune_command = app.add_subcommand("prune", "Delete finished jobs older than an age");
@@ -188,7 +192,8 @@ int main(int argc, char** argv) {
   ScheduleAddOptions schedule_options;
   CLI::App* schedule_add_command =
       schedules_command->add_subcommand("add", "Create or update a schedule");
-  schedule_add_command->add_option("NAME", schedule_options.name, "The schedule's name")->required();
+  schedule_add_command->add_option("NAME", schedule_options.name, "The schedule's name")
+      ->required();
   schedule_add_command
       ->add_option("RULE", schedule_options.rule,
                    "'every 5m', 'every 90 from 0', 'cron */15 * * * *', "

@@ -58,9 +58,13 @@ std::string cell_text(std::string_view text, std::size_t max_chars) {
 
 }  // namespace
 
-Table::Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+Table::Table(std::vector<std::string> header) {
+  rows_.push_back(std::move(header));
+}
 
-void Table::add_row(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+void Table::add_row(std::vector<std::string> row) {
+  rows_.push_back(std::move(row));
+}
 
 void Table::print(std::ostream& out) const {
   std::vector<std::size_t> widths;
@@ -161,7 +165,9 @@ nlohmann::json payload_json(const jobsched::Payload& payload) {
   return {{"storage", storage}, {"hex", hex(bytes)}};
 }
 
-std::string queue_name(const std::string& queue) { return queue.empty() ? "(default)" : queue; }
+std::string queue_name(const std::string& queue) {
+  return queue.empty() ? "(default)" : queue;
+}
 
 std::string time_text(const std::optional<jobsched::TimePoint>& time) {
   return time ? format_time(*time) : "-";
@@ -200,9 +206,9 @@ Table jobs_table(const std::vector<jobsched::Job>& jobs, jobsched::TimePoint now
   Table table({"ID", "STATE", "QUEUE", "PRI", "STARTS", "EXPIRES", "TRIES", "DATA"});
   for (const jobsched::Job& job : jobs) {
     table.add_row({std::to_string(job.id), jobsched::to_string(jobsched::state_of(job, now)),
-                   queue_name(job.queue), std::to_string(job.priority),
-                   format_time(job.starts_at), time_text(job.expires_at),
-                   std::to_string(job.attempts), payload_text(job.data, 40)});
+                   queue_name(job.queue), std::to_string(job.priority), format_time(job.starts_at),
+                   time_text(job.expires_at), std::to_string(job.attempts),
+                   payload_text(job.data, 40)});
   }
   return table;
 }
@@ -258,9 +264,8 @@ Table stats_table(const jobsched::Stats& stats) {
   std::vector<std::string> header = {"QUEUE"};
   for (const jobsched::JobState state : jobsched::all_job_states) {
     std::string name = jobsched::to_string(state);
-    std::transform(name.begin(), name.end(), name.begin(), [](char c) {
-      return static_cast<char>(c - 'a' + 'A');
-    });
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](char c) { return static_cast<char>(c - 'a' + 'A'); });
     header.push_back(name);
   }
   header.push_back("OLDEST DUE");

@@ -29,7 +29,8 @@ class Table {
 };
 
 /// "label: value" lines, labels padded to the widest.
-void print_fields(std::ostream& out, const std::vector<std::pair<std::string, std::string>>& fields);
+void print_fields(std::ostream& out,
+                  const std::vector<std::pair<std::string, std::string>>& fields);
 
 /// Valid UTF-8 with no control character but tab, line feed and carriage return.
 bool is_printable_text(std::string_view bytes);

@@ -125,6 +125,16 @@ jobsched::OnConflict parse_on_conflict(const std::string& text) {
   throw UsageError("bad --on-conflict '" + text + "' (one of return-existing, replace, fail)");
 }
 
+jobsched::Misfire parse_misfire(const std::string& text) {
+  if (text == "skip")
+    return jobsched::Misfire::skip;
+  if (text == "once")
+    return jobsched::Misfire::once;
+  if (text == "catch-up")
+    return jobsched::Misfire::catch_up;
+  throw UsageError("bad --misfire '" + text + "' (one of skip, once, catch-up)");
+}
+
 // A rule's words: "every 5m" (a duration with units) or Rule::parse's text form.
 jobsched::Rule parse_rule(const std::vector<std::string>& words) {
   std::string text;
@@ -443,6 +453,7 @@ int schedule_add(const Context& context, const ScheduleAddOptions& options) {
   jobsched::ScheduleOptions schedule_options;
   schedule_options.queue = options.queue;
   schedule_options.priority = options.priority;
+  schedule_options.misfire = parse_misfire(options.misfire);
   if (!options.data.empty())
     schedule_options.data = jobsched::Payload(options.data);
   if (!options.expires_after.empty())

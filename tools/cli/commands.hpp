@@ -51,6 +51,7 @@ struct ScheduleAddOptions {
   int priority = 0;
   std::string data;
   std::string expires_after;
+  std::string misfire = "skip";
 };
 
 struct WatchOptions {

@@ -204,6 +204,10 @@ int main(int argc, char** argv) {
   schedule_add_command->add_option("--data", schedule_options.data, "Its jobs' payload (text)");
   schedule_add_command->add_option("--expires-after", schedule_options.expires_after,
                                    "Each job expires this long after its firing");
+  schedule_add_command
+      ->add_option("--misfire", schedule_options.misfire,
+                   "Firings missed while down: skip, once (one late run) or catch-up")
+      ->capture_default_str();
   schedule_add_command->callback(
       [&] { command = [&] { return schedule_add(context, schedule_options); }; });
   std::string schedule_name;

@@ -56,6 +56,18 @@ std::string cell_text(std::string_view text, std::size_t max_chars) {
   return cell;
 }
 
+const char* misfire_name(jobsched::Misfire misfire) {
+  switch (misfire) {
+    case jobsched::Misfire::skip:
+      return "skip";
+    case jobsched::Misfire::once:
+      return "once";
+    case jobsched::Misfire::catch_up:
+      break;
+  }
+  return "catch-up";
+}
+
 }  // namespace
 
 Table::Table(std::vector<std::string> header) {
@@ -254,6 +266,7 @@ nlohmann::json schedule_json(const jobsched::Schedule& schedule) {
       {"queue", schedule.options.queue},
       {"priority", schedule.options.priority},
       {"data", payload_json(schedule.options.data)},
+      {"misfire", misfire_name(schedule.options.misfire)},
       {"paused", schedule.paused},
       {"next_fire", optional_time(schedule.next_fire)},
       {"last_fire", optional_time(schedule.last_fire)},

@@ -200,6 +200,7 @@ def test_errors(tool):
             (["schedules", "add", "s", "cron", "61 * * * *"], ["61", "minute"]),
             (["schedules", "add", "s", "every", "soon"], ["'soon'"]),
             (["schedules", "add", "s", "weekly"], ["weekly"]),
+            (["schedules", "add", "s", "every", "5m", "--misfire", "never"], ["'never'"]),
             (["watch", "--once", "--interval", "0s"], ["interval"]),
             (["show", "abc"], ["abc"]),
             (["--busy-timeout", "soon", "count"], ["'soon'"]),
@@ -505,12 +506,15 @@ def parse_iso(text):
 def test_schedules(tool):
     out, _ = tool.run("schedules", "add", "beat", "every", "5m", "--queue", "q", "--data", "tick")
     check(out.startswith("schedule 'beat': every 300 from 0, next firing "), out)
-    made = tool.json("schedules", "add", "nightly", "cron", "30 2 * * *", "--expires-after", "1h")
+    made = tool.json("schedules", "add", "nightly", "cron", "30 2 * * *", "--expires-after", "1h",
+                     "--misfire", "once")
+    check(made["misfire"] == "once", made)
     check(made["rule"] == "cron 30 2 * * * in UTC" and made["next_fire"].endswith("02:30:00Z"), made)
     tool.run("schedules", "add", "raw", "every 90 from 0")
     listing = tool.json("schedules")
     check([s["name"] for s in listing] == ["beat", "nightly", "raw"], listing)
     beat = listing[0]
+    check(beat["misfire"] == "skip", beat)
     check(beat["queue"] == "q" and beat["data"] == {"storage": "blob", "text": "tick"}, beat)
     check(not beat["paused"] and beat["next_fire"] is not None, beat)
     rows = table(tool.run("schedules")[0])

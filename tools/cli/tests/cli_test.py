@@ -599,7 +599,7 @@ def test_watch(tool):
     # Without --once it refreshes until stopped.
     process = subprocess.Popen([tool.jobsched, "--db", tool.db, "watch", "--interval", "100ms"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.8)
+    time.sleep(1.5)
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=10)
     check(out.decode().count("next jobs:") >= 3, f"watch refreshed {out.decode().count('next jobs:')} times")

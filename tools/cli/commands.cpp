@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "commands.hpp"
 
+#include <sqlite3.h>
 #include <unistd.h>
 #include <jobsched/jobsched.hpp>
 
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <memory>
 #include <thread>
 
 #include "durations.hpp"
@@ -28,17 +30,19 @@ void require_file(const std::string& path) {
     throw BadFileError("no such file '" + path + "' (give another with --db or $JOBSCHED_DB)");
 }
 
+struct StatementFinalizer {
+  void operator()(sqlite3_stmt* statement) const noexcept { sqlite3_finalize(statement); }
+};
+
 // Whether the database holds any table, index or view (read on the scheduler's connection).
 bool has_tables(const Scheduler& scheduler) {
   sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v2(scheduler.handle(), "SELECT 1 FROM sqlite_master LIMIT 1", -1, &raw,
-                         nullptr) != SQLITE_OK) {
-    sqlite3_finalize(raw);
-    throw jobsched::IoError(sqlite3_errmsg(scheduler.handle()), SQLITE_ERROR, SQLITE_ERROR);
-  }
-  const bool any = sqlite3_step(raw) == SQLITE_ROW;
-  sqlite3_finalize(raw);
-  return any;
+  const int code = sqlite3_prepare_v2(scheduler.handle(), "SELECT 1 FROM sqlite_master LIMIT 1", -1,
+                                      &raw, nullptr);
+  const std::unique_ptr<sqlite3_stmt, StatementFinalizer> statement(raw);
+  if (code != SQLITE_OK)
+    throw jobsched::IoError(sqlite3_errmsg(scheduler.handle()), code, code);
+  return sqlite3_step(statement.get()) == SQLITE_ROW;
 }
 
 jobsched::Options scheduler_options(const Context& context) {
@@ -48,9 +52,9 @@ jobsched::Options scheduler_options(const Context& context) {
   return options;
 }
 
-// Opens read-only, refusing an SQLite file that holds other tables but no job schema (the
-// library would read it as empty, and a write would add the job tables to it).
-// Read commands: never create, upgrade or write the file.
+// Read commands: never create, upgrade or write the file. An SQLite file that holds other
+// tables but no job schema is refused (the library reads it as empty, and a write would add
+// the job tables to it).
 Scheduler open_reading(const Context& context) {
   require_file(context.db);
   jobsched::Options options = scheduler_options(context);

@@ -237,7 +237,8 @@ int main(int argc, char** argv) {
       ->callback([&] { command = [&] { return migrate(context); }; });
 
   WatchOptions watch_options;
-  CLI::App* watch_command = app.add_subcommand("watch", "A live view of the counts and next jobs");
+  CLI::App* watch_command = app.add_subcommand(
+      "watch", "A live view of the counts and next jobs (--json: a document each refresh)");
   watch_command->add_option("--interval", watch_options.interval, "Refresh every (2s)")
       ->capture_default_str();
   watch_command->add_option("--jobs", watch_options.jobs, "How many next jobs to show")

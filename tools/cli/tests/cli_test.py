@@ -7,9 +7,12 @@ Each GROUP is one CTest test with a fresh directory of its own.
 """
 
 import argparse
+import datetime
 import hashlib
 import json
 import os
+import pty
+import re
 import shutil
 import signal
 import sqlite3
@@ -91,7 +94,6 @@ class Tool:
 
 def table(out):
     """The rows of an aligned table as lists of cells (split on two or more spaces)."""
-    import re
     lines = out.rstrip("\n").split("\n")
     return [re.split(r" {2,}", line.strip()) for line in lines]
 
@@ -499,7 +501,6 @@ def test_add(tool):
 
 
 def parse_iso(text):
-    import datetime
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
@@ -604,7 +605,6 @@ def test_watch(tool):
     out, _ = process.communicate(timeout=10)
     check(out.decode().count("next jobs:") >= 3, f"watch refreshed {out.decode().count('next jobs:')} times")
     # On a terminal it clears the screen before each refresh.
-    import pty
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(tool.jobsched, [tool.jobsched, "--db", tool.db, "watch", "--interval", "100ms"])

@@ -199,12 +199,12 @@ class Retention {
   bool prune_failed(const PruneAges& ages, double now, PruneResult& result) {
     if (!ages.failed && !ages.cancelled)
       return true;
-    const std::optional<double> failed_before =
-        ages.failed ? std::optional<double>(now - ages.failed->count()) : std::nullopt;
-    const std::optional<double> cancelled_before =
-        ages.cancelled ? std::optional<double>(now - ages.cancelled->count()) : std::nullopt;
-    const double end = std::max(failed_before.value_or(-std::numeric_limits<double>::infinity()),
-                                cancelled_before.value_or(-std::numeric_limits<double>::infinity()));
+    // The cutoffs as plain values (an optional<double> here trips GCC 12's
+    // -Wmaybe-uninitialized at -O3): -infinity keeps that kind.
+    constexpr double keep = -std::numeric_limits<double>::infinity();
+    const double failed_before = ages.failed ? now - ages.failed->count() : keep;
+    const double cancelled_before = ages.cancelled ? now - ages.cancelled->count() : keep;
+    const double end = std::max(failed_before, cancelled_before);
     double after_time = -std::numeric_limits<double>::infinity();
     std::int64_t after_id = std::numeric_limits<std::int64_t>::min();
     std::vector<std::int64_t> cancelled;
@@ -215,12 +215,12 @@ class Retention {
       {
         Run run(statements_->old_failed_jobs);
         run.bind(1, now).bind(2, after_time).bind(3, after_id).bind(4, end);
-        if (failed_before)
-          run.bind(5, *failed_before);
+        if (ages.failed)
+          run.bind(5, failed_before);
         else
           run.bind_null(5);
-        if (cancelled_before)
-          run.bind(6, *cancelled_before);
+        if (ages.cancelled)
+          run.bind(6, cancelled_before);
         else
           run.bind_null(6);
         run.bind(7, prune_batch_jobs);

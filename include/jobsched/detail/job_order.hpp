@@ -266,11 +266,16 @@ class JobOrder {
   static constexpr std::int64_t no_level = std::numeric_limits<std::int64_t>::max();
 
   // The queues a call serves: `queues` (every queue when null) less the paused ones, listed
-  // once per call while any queue is paused (every queue with open jobs is then a probe).
+  // once per list of queues asked for while any queue is paused (every queue with open jobs
+  // is then a probe).
   const std::vector<std::string>* served(const std::vector<std::string>* queues) {
     if (!lag_.queues_paused || queues == &served_)
       return queues;
-    if (!served_known_) {
+    const std::optional<std::vector<std::string>> asked =
+        queues != nullptr ? std::optional<std::vector<std::string>>(*queues) : std::nullopt;
+    if (!served_known_ || served_for_ != asked) {
+      served_.clear();
+      served_for_ = asked;
       std::vector<std::string> paused;
       {
         Run run(statements_.paused_queues);
@@ -449,6 +454,7 @@ class JobOrder {
   int default_max_attempts_;
   Lag lag_;
   std::vector<std::string> served_;
+  std::optional<std::vector<std::string>> served_for_;  // the queues served_ was made for
   bool served_known_ = false;
 };
 

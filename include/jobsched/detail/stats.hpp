@@ -112,9 +112,11 @@ inline Stats read_stats(StatsStatements& statements, ReadStatements& reads, doub
     if (run.step())
       stats.schedules = run.column_int64(0);
   }
-  JobOrder order(reads, at, default_max_attempts,
-                 LagTimes::read(reads.lagging_for_reads, false).at(at));
-  // The oldest due job: the first free job in start order, when it is due.
+  // The oldest due job: the first free job in start order, when it is due, whether or not
+  // its queue is paused (a paused queue's jobs grow late too).
+  Lag lag = LagTimes::read(reads.lagging_for_reads, false).at(at);
+  lag.queues_paused = false;
+  JobOrder order(reads, at, default_max_attempts, lag);
   auto oldest_due = [&](const std::vector<std::string>* queues) -> std::optional<Seconds> {
     const std::optional<Candidate> first = order.first_in_start_order(queues);
     if (!first || first->at > at)

@@ -65,7 +65,8 @@ int main() {
     for (const jobsched::Job& job : scheduler.add_jobs(std::move(jobs)))
       ids.push_back(job.id);
   }
-  std::cout << "added " << ids.size() << " jobs to " << path << '\n';
+  // Flushed before forking, or each child would carry a copy of the unwritten line.
+  std::cout << "added " << ids.size() << " jobs to " << path << std::endl;
 
   // 2. Fork the pool. Each child reports its count on a pipe and leaves with _exit, so it
   //    runs none of the parent's cleanup.

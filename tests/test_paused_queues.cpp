@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -245,4 +246,54 @@ TEST_CASE("stats give each queue its own lateness while a queue is paused, pause
   CHECK(scheduler.stats(at(kT)).oldest_due == Seconds{120});
   // A claim passes over the paused queues' older jobs all the same.
   CHECK(scheduler.claim_next_job(Seconds{30}, at(kT))->job.queue == "a");
+}
+
+TEST_CASE("claims from every queue pass over a paused queue's jobs, few or many, in claim order",
+          "[paused-queues]") {
+  const bool on_file = GENERATE(true, false);
+  // Few: the index of available jobs is read past them. Many (more than a claim passes over
+  // there): each served queue is read instead. Either way, the same jobs in the same order.
+  const int paused_jobs = GENERATE(3, 200);
+  TempFile file("paused-pass-over");
+  auto scheduler = Scheduler::open(database(file, on_file));
+  std::vector<jobsched::NewJob> jobs;
+  for (int i = 0; i < paused_jobs; ++i)
+    jobs.push_back({jobsched::Payload::text("held"), in_queue("held", kT - 500 + i, 5)});
+  for (int i = 0; i < 12; ++i) {
+    jobs.push_back({jobsched::Payload::text("a"), in_queue("a", kT - 100 + i, i % 3)});
+    jobs.push_back({jobsched::Payload::text("b"), in_queue("b", kT - 99 + i, i % 3)});
+  }
+  scheduler.add_jobs(jobs);
+  scheduler.pause_queue("held", at(kT));
+  // The order a claim must follow: priority, then start, then id, among queues a and b.
+  std::vector<std::int64_t> expected;
+  {
+    jobsched::JobQuery query;
+    query.state = jobsched::JobState::available;
+    query.limit = 1000;
+    std::vector<Job> open = scheduler.list_jobs(query, at(kT)).jobs;
+    open.erase(std::remove_if(open.begin(), open.end(),
+                              [](const Job& job) { return job.queue == "held"; }),
+               open.end());
+    std::sort(open.begin(), open.end(), [](const Job& x, const Job& y) {
+      if (x.priority != y.priority)
+        return x.priority > y.priority;
+      if (x.starts_at != y.starts_at)
+        return x.starts_at < y.starts_at;
+      return x.id < y.id;
+    });
+    for (const Job& job : open)
+      expected.push_back(job.id);
+  }
+  REQUIRE(expected.size() == 24);
+  std::vector<std::int64_t> claimed;
+  const auto first = scheduler.claim_next_job(Seconds{1000}, at(kT));
+  REQUIRE(first);
+  claimed.push_back(first->job.id);
+  for (const ClaimedJob& job : scheduler.claim_jobs(7, Seconds{1000}, at(kT)))
+    claimed.push_back(job.job.id);
+  while (const auto next = scheduler.claim_next_job(Seconds{1000}, at(kT)))
+    claimed.push_back(next->job.id);
+  CHECK(claimed == expected);
+  CHECK(scheduler.count_pending_jobs(at(kT)) == paused_jobs + 24);
 }

@@ -241,6 +241,10 @@ std::vector<Expected> statements() {
       {"replace_keyed_job", sql::replace_keyed_job, {integer(1)}, {by_id}},
       {"resume_queue", sql::resume_queue, {text("q")}, {"PRIMARY KEY"}},
       {"paused_queues", sql::paused_queues, {}, {"queue_pause"}},
+      {"available_with_queue_in_claim_order",
+       sql::available_with_queue_in_claim_order,
+       {integer(65)},
+       {"ix_job_claim_order"}},
   };
 }
 

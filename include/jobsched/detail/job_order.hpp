@@ -134,20 +134,23 @@ class JobOrder {
   // The due, free job a claim takes: in claim order, from `queues`, or from every queue
   // when null.
   std::optional<Candidate> first_claimable(const std::vector<std::string>* queues) {
-    queues = served(queues);
     std::optional<Candidate> best;
     auto keep = [&](const std::optional<Candidate>& found) {
       if (found && (!best || claimed_before(*found, *best)))
         best = found;
     };
-    if (queues == nullptr) {
+    std::vector<Candidate> unpaused;
+    if (queues == nullptr && !lag_.queues_paused) {
       Run run(statements_.first_available);
       bind_now(run);
       if (run.step())
         keep(Candidate{run.column_int64(0), static_cast<int>(run.column_int64(1)),
                        run.column_double(2)});
+    } else if (queues == nullptr && available_unpaused(1, unpaused)) {
+      if (!unpaused.empty())
+        keep(unpaused.front());
     } else {
-      for (const std::string& queue : *queues) {
+      for (const std::string& queue : *served(queues)) {
         Run run(statements_.first_available_in_queue);
         bind_now(run);
         run.bind_text(2, queue);
@@ -160,6 +163,8 @@ class JobOrder {
     std::vector<std::int64_t> lagging = lagging_free_states();
     if (lag_.due_scheduled)
       lagging.push_back(scheduled_state);
+    if (!lagging.empty() || lag_.unexpired_moved_out)
+      queues = served(queues);
     for (const std::int64_t state : lagging) {
       for_each_queue(queues, [&](const std::string& queue) {
         keep(first_due_in_queue(queue, state, best));
@@ -180,10 +185,15 @@ class JobOrder {
   // state lags: the caller asks first_claimable once per job instead.
   std::vector<Candidate> first_claimable_batch(const std::vector<std::string>* queues,
                                                std::size_t limit) {
-    queues = served(queues);
     std::vector<Candidate> batch;
     if (lag_.due_scheduled || lag_.ran_out_lease || lag_.unexpired_moved_out)
       return batch;
+    if (queues == nullptr && lag_.queues_paused) {
+      if (available_unpaused(limit, batch))
+        return batch;
+      batch.clear();
+    }
+    queues = served(queues);
     auto read = [&](const Statement& statement, const std::string* queue) {
       Run run(statement);
       bind_now(run);
@@ -265,6 +275,40 @@ class JobOrder {
   // Not a priority level: an int64 outside int's range.
   static constexpr std::int64_t no_level = std::numeric_limits<std::int64_t>::max();
 
+  // How many due jobs of paused queues a claim from every queue passes over in the index of
+  // available jobs before it reads the served queues one by one instead.
+  static constexpr std::size_t paused_passed_over = 64;
+
+  // The first `limit` available jobs of queues not paused, in claim order, into `found`,
+  // from the index of every queue's: true unless more than paused_passed_over of paused
+  // queues came first (then `found` is incomplete, and the caller reads queue by queue).
+  bool available_unpaused(std::size_t limit, std::vector<Candidate>& found) {
+    const std::vector<std::string>& paused = paused_queues();
+    const std::size_t asked = limit + paused_passed_over;
+    std::size_t read = 0;
+    Run run(statements_.available_with_queue_in_claim_order);
+    bind_now(run);
+    run.bind(2, static_cast<std::int64_t>(asked));
+    while (found.size() < limit && run.step()) {
+      ++read;
+      if (!std::binary_search(paused.begin(), paused.end(), std::string(run.column_text(3))))
+        found.push_back(Candidate{run.column_int64(0), static_cast<int>(run.column_int64(1)),
+                                  run.column_double(2)});
+    }
+    return found.size() == limit || read < asked;
+  }
+
+  // The paused queues, by name, read once per order.
+  const std::vector<std::string>& paused_queues() {
+    if (!paused_known_) {
+      Run run(statements_.paused_queues);
+      while (run.step())
+        paused_.emplace_back(run.column_text(0));
+      paused_known_ = true;
+    }
+    return paused_;
+  }
+
   // The queues a call serves: `queues` (every queue when null) less the paused ones, listed
   // once per list of queues asked for while any queue is paused (every queue with open jobs
   // is then a probe).
@@ -276,12 +320,7 @@ class JobOrder {
     if (!served_known_ || served_for_ != asked) {
       served_.clear();
       served_for_ = asked;
-      std::vector<std::string> paused;
-      {
-        Run run(statements_.paused_queues);
-        while (run.step())
-          paused.emplace_back(run.column_text(0));
-      }
+      const std::vector<std::string>& paused = paused_queues();
       auto serve = [&](const std::string& queue) {
         if (!std::binary_search(paused.begin(), paused.end(), queue))
           served_.push_back(queue);
@@ -456,6 +495,8 @@ class JobOrder {
   std::vector<std::string> served_;
   std::optional<std::vector<std::string>> served_for_;  // the queues served_ was made for
   bool served_known_ = false;
+  std::vector<std::string> paused_;
+  bool paused_known_ = false;
 };
 
 }  // namespace jobsched::detail

@@ -217,6 +217,11 @@ inline constexpr const char* available_in_queue_in_claim_order =
     "SELECT id, priority, starts_at FROM job" JOBSCHED_BY_QUEUE_ORDER
     " WHERE queue = ?3 AND state = 1 AND " JOBSCHED_PENDING " AND " JOBSCHED_FREE
     " AND starts_at <= ?1 ORDER BY priority DESC, starts_at, id LIMIT ?2";
+// The same in every queue with each job's queue, for a claim that passes over paused ones.
+inline constexpr const char* available_with_queue_in_claim_order =
+    "SELECT id, priority, starts_at, queue FROM job" JOBSCHED_BY_CLAIM_ORDER " WHERE state = 1 AND "
+    JOBSCHED_UNEXPIRED " AND " JOBSCHED_LEASE_OVER
+    " AND starts_at <= ?1 ORDER BY priority DESC, starts_at, id LIMIT ?2";
 // The skip-scan of (queue, state, priority DESC, starts_at), for the states that lag: each
 // queue, each priority level of a state from the highest, the first job of the level.
 inline constexpr const char* next_queue = "SELECT queue FROM job" JOBSCHED_BY_QUEUE_ORDER

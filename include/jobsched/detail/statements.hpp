@@ -45,6 +45,8 @@ struct ReadStatements {
         available_in_claim_order(db, prepared(sql::available_in_claim_order, views)),
         available_in_queue_in_claim_order(
             db, prepared(sql::available_in_queue_in_claim_order, views)),
+        available_with_queue_in_claim_order(
+            db, prepared(sql::available_with_queue_in_claim_order, views)),
         next_queue(db, prepared(sql::next_queue, views)),
         next_priority(db, prepared(sql::next_priority, views)),
         first_due_in_level(db, prepared(sql::first_due_in_level, views)),
@@ -58,7 +60,7 @@ struct ReadStatements {
         begin_read(db, "BEGIN"),
         end_read(db, "COMMIT") {}
   Statement select_job, count_pending_jobs, lagging_for_writes, lagging_for_reads, first_in_start_order, first_available, first_available_in_queue, available_in_claim_order,
-      available_in_queue_in_claim_order, next_queue, next_priority, first_due_in_level, first_free_in_level, unexpired_moved_out, live_leases, select_failed_jobs, select_payload, paused_queues, data_version;
+      available_in_queue_in_claim_order, available_with_queue_in_claim_order, next_queue, next_priority, first_due_in_level, first_free_in_level, unexpired_moved_out, live_leases, select_failed_jobs, select_payload, paused_queues, data_version;
   Statement begin_read, end_read;  // a ReadTransaction
 };
 

@@ -14,6 +14,8 @@
 #include <jobsched/jobsched.hpp>
 #include <nlohmann/json.hpp>
 
+#include "output.hpp"
+
 namespace jobsched_cli::dashboard {
 
 using nlohmann::json;
@@ -31,47 +33,9 @@ inline json seconds_json(const std::optional<jobsched::Seconds>& seconds) {
   return seconds ? json(seconds->count()) : json(nullptr);
 }
 
-// Valid UTF-8 with no control characters but tab, line feed and carriage return: shown as
-// text; anything else is shown as hex.
-inline bool is_text(std::string_view bytes) {
-  std::size_t i = 0;
-  while (i < bytes.size()) {
-    const auto c = static_cast<unsigned char>(bytes[i]);
-    if (c < 0x80) {
-      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
-        return false;
-      ++i;
-      continue;
-    }
-    std::size_t length = 0;
-    std::uint32_t point = 0;
-    if ((c & 0xe0) == 0xc0) {
-      length = 2;
-      point = c & 0x1fu;
-    } else if ((c & 0xf0) == 0xe0) {
-      length = 3;
-      point = c & 0x0fu;
-    } else if ((c & 0xf8) == 0xf0) {
-      length = 4;
-      point = c & 0x07u;
-    } else {
-      return false;
-    }
-    if (i + length > bytes.size())
-      return false;
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(bytes[i + k]);
-      if ((next & 0xc0) != 0x80)
-        return false;
-      point = (point << 6) | (next & 0x3fu);
-    }
-    const std::uint32_t smallest = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000;
-    if (point < smallest || point > 0x10ffff || (point >= 0xd800 && point <= 0xdfff))
-      return false;
-    i += length;
-  }
-  return true;
-}
+// Valid UTF-8 with no control characters but tab, line feed and carriage return is shown as
+// text (the command line's test, output.hpp); anything else is shown as hex.
+inline bool is_text(std::string_view bytes) { return is_printable_text(bytes); }
 
 // The longest prefix of at most `limit` bytes that does not cut a UTF-8 sequence.
 inline std::string_view utf8_prefix(std::string_view text, std::size_t limit) {

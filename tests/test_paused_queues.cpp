@@ -293,9 +293,9 @@ TEST_CASE("claims from every queue pass over a paused queue's jobs, few or many,
   CHECK(batch.size() == 7);
   for (const ClaimedJob& job : batch)
     claimed.push_back(job.job.id);
-  const auto next = scheduler.claim_next_job(Seconds{1000}, at(kT));
-  REQUIRE(next);
-  claimed.push_back(next->job.id);
+  const auto one = scheduler.claim_next_job(Seconds{1000}, at(kT));
+  REQUIRE(one);
+  claimed.push_back(one->job.id);
   while (const auto next = scheduler.claim_next_job(Seconds{1000}, at(kT)))
     claimed.push_back(next->job.id);
   CHECK(claimed == expected);

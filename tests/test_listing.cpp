@@ -338,24 +338,15 @@ TEST_CASE("a bad limit or cursor is refused with an InvalidArgumentError naming 
 TEST_CASE("a read-only scheduler lists an older file's jobs as a writer would") {
   const int version = GENERATE(0, 1, 2);
   INFO("a file at version " << version);
-  jobsched_test::TempFile file("listing-read-only");
-  {
-    auto raw = jobsched_test::open_raw(file.path());
-    jobsched_test::write_python_schema(raw.get(), version);
-    jobsched_test::exec_raw(
-        raw.get(),
-        "INSERT INTO job (data, created_at, starts_at, expires_at, completed_at) VALUES"
-        " ('a', 1, 10, NULL, NULL), ('b', 1, 5, NULL, NULL), (42, 1, 20, 30, NULL),"
-        " ('gone', 1, 2, 3, NULL), (NULL, 1, 1, NULL, 4), (2.5, 1, 7, NULL, NULL),"
-        " ('later', 1, 2000000000, NULL, NULL), ('same', 1, 10, NULL, NULL)");
-  }
-  jobsched_test::TempFile copy("listing-read-only-copy");
-  jobsched_test::write_bytes(copy.path(), jobsched_test::read_bytes(file.path()));
-  jobsched::Options options;
-  options.clock = [] { return at(25); };
-  auto writer = Scheduler::open(copy.path(), options);
-  options.read_only = true;
-  auto reader = Scheduler::open(file.path(), options);
+  jobsched_test::OldFileAndUpgrade files(
+      "listing-read-only", version,
+      "INSERT INTO job (data, created_at, starts_at, expires_at, completed_at) VALUES"
+      " ('a', 1, 10, NULL, NULL), ('b', 1, 5, NULL, NULL), (42, 1, 20, 30, NULL),"
+      " ('gone', 1, 2, 3, NULL), (NULL, 1, 1, NULL, 4), (2.5, 1, 7, NULL, NULL),"
+      " ('later', 1, 2000000000, NULL, NULL), ('same', 1, 10, NULL, NULL)",
+      25);
+  Scheduler& writer = files.writer;
+  Scheduler& reader = files.reader;
   REQUIRE(reader.needs_upgrade());
   for (const auto& state : every_state_or_none()) {
     for (const ListOrder order : {ListOrder::oldest_first, ListOrder::newest_first}) {

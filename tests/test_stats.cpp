@@ -207,23 +207,14 @@ TEST_CASE("stats agree with count_pending_jobs while jobs are claimed, failed an
 TEST_CASE("a read-only scheduler counts an older file's jobs as a writer would") {
   const int version = GENERATE(0, 1, 2);
   INFO("a file at version " << version);
-  jobsched_test::TempFile file("stats-read-only");
-  {
-    auto raw = jobsched_test::open_raw(file.path());
-    jobsched_test::write_python_schema(raw.get(), version);
-    jobsched_test::exec_raw(
-        raw.get(),
-        "INSERT INTO job (data, created_at, starts_at, expires_at, completed_at) VALUES"
-        " ('a', 1, 10, NULL, NULL), ('b', 1, 5, NULL, NULL), (42, 1, 20, 30, NULL),"
-        " ('gone', 1, 2, 3, NULL), (NULL, 1, 1, NULL, 4), ('later', 1, 2000000000, NULL, NULL)");
-  }
-  jobsched_test::TempFile copy("stats-read-only-copy");
-  jobsched_test::write_bytes(copy.path(), jobsched_test::read_bytes(file.path()));
-  jobsched::Options options;
-  options.clock = [] { return at(25); };
-  auto writer = Scheduler::open(copy.path(), options);
-  options.read_only = true;
-  auto reader = Scheduler::open(file.path(), options);
+  jobsched_test::OldFileAndUpgrade files(
+      "stats-read-only", version,
+      "INSERT INTO job (data, created_at, starts_at, expires_at, completed_at) VALUES"
+      " ('a', 1, 10, NULL, NULL), ('b', 1, 5, NULL, NULL), (42, 1, 20, 30, NULL),"
+      " ('gone', 1, 2, 3, NULL), (NULL, 1, 1, NULL, 4), ('later', 1, 2000000000, NULL, NULL)",
+      25);
+  Scheduler& writer = files.writer;
+  Scheduler& reader = files.reader;
   const Stats read = reader.stats();
   const Stats written = writer.stats();
   CHECK(read.totals == written.totals);

@@ -9,6 +9,8 @@
 
 #include <string>
 
+#include <jobsched/jobsched.hpp>
+
 #include "temp_file.hpp"
 
 namespace jobsched_test {
@@ -62,5 +64,36 @@ inline void write_v1_file(const std::string& path, int count) {
                "COMMIT;");
   exec_raw(db, "ANALYZE");
 }
+
+/// A Python program's file at `version` holding the jobs `insert` adds, read by `reader`
+/// (read-only: as if upgraded), and a copy of it upgraded by `writer`; both on a clock pinned
+/// at `now`, so that a test can compare what the two make of the same jobs.
+struct OldFileAndUpgrade {
+  OldFileAndUpgrade(const std::string& name, int version, const std::string& insert, double now)
+      : file(name), copy(name + "-copy"), writer(open_writer(version, insert, now)),
+        reader(jobsched::Scheduler::open(file.path(), options(now, true))) {}
+
+  TempFile file;
+  TempFile copy;
+  jobsched::Scheduler writer;
+  jobsched::Scheduler reader;
+
+ private:
+  static jobsched::Options options(double now, bool read_only) {
+    jobsched::Options result;
+    result.clock = [now] { return jobsched::from_unix_seconds(now); };
+    result.read_only = read_only;
+    return result;
+  }
+  jobsched::Scheduler open_writer(int version, const std::string& insert, double now) {
+    {
+      auto raw = open_raw(file.path());
+      write_python_schema(raw.get(), version);
+      exec_raw(raw.get(), insert);
+    }
+    write_bytes(copy.path(), read_bytes(file.path()));
+    return jobsched::Scheduler::open(copy.path(), options(now, false));
+  }
+};
 
 }  // namespace jobsched_test

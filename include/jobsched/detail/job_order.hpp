@@ -315,11 +315,14 @@ class JobOrder {
   const std::vector<std::string>* served(const std::vector<std::string>* queues) {
     if (!lag_.queues_paused || queues == &served_)
       return queues;
-    const std::optional<std::vector<std::string>> asked =
-        queues != nullptr ? std::optional<std::vector<std::string>>(*queues) : std::nullopt;
-    if (!served_known_ || served_for_ != asked) {
+    const bool all = queues == nullptr;
+    if (!served_known_ || served_for_all_ != all || (!all && served_for_ != *queues)) {
       served_.clear();
-      served_for_ = asked;
+      served_for_all_ = all;
+      if (all)
+        served_for_.clear();
+      else
+        served_for_ = *queues;
       const std::vector<std::string>& paused = paused_queues();
       auto serve = [&](const std::string& queue) {
         if (!std::binary_search(paused.begin(), paused.end(), queue))
@@ -493,7 +496,8 @@ class JobOrder {
   int default_max_attempts_;
   Lag lag_;
   std::vector<std::string> served_;
-  std::optional<std::vector<std::string>> served_for_;  // the queues served_ was made for
+  std::vector<std::string> served_for_;  // the queues served_ was made for, unless all
+  bool served_for_all_ = false;          // served_ was made for every queue
   bool served_known_ = false;
   std::vector<std::string> paused_;
   bool paused_known_ = false;

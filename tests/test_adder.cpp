@@ -23,6 +23,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_adder {
+
 namespace {
 
 using jobsched::Adder;
@@ -158,3 +160,5 @@ TEST_CASE("every add an Adder returned survives its process being SIGKILLed", "[
   }
   CHECK(checked >= 400);
 }
+
+}  // namespace test_adder

@@ -19,6 +19,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_batches {
+
 namespace {
 
 using jobsched::Claim;
@@ -330,3 +332,5 @@ TEST_CASE("claim_jobs from queues named more than once claims each job once, in 
   CHECK(ids == expected);
   CHECK(std::set<std::int64_t>(ids.begin(), ids.end()).size() == 30);
 }
+
+}  // namespace test_batches

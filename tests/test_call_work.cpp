@@ -16,6 +16,8 @@
 #include "catch.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_call_work {
+
 namespace {
 
 using jobsched::Scheduler;
@@ -196,3 +198,5 @@ TEST_CASE("deleting the completed jobs does work in proportion to them, not to t
   CHECK(work[0] > 0);
   CHECK(work[1] <= 2 * work[0]);
 }
+
+}  // namespace test_call_work

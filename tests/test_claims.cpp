@@ -30,6 +30,8 @@
 #include "support/scheduler_fixture.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_claims {
+
 using jobsched::Claim;
 using jobsched::ClaimedJob;
 using jobsched::Job;
@@ -992,3 +994,5 @@ TEST_CASE("opening a version 2 or 3 file migrates it; its locks stay locked, nev
   CHECK(freed->job.attempts == 1);
   CHECK_FALSE(freed->job.last_error.has_value());
 }
+
+}  // namespace test_claims

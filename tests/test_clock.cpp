@@ -23,6 +23,8 @@
 #include "support/scheduler_fixture.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_clock {
+
 using jobsched::Claim;
 using jobsched::InvalidArgumentError;
 using jobsched::Job;
@@ -370,3 +372,5 @@ TEST_CASE("a Worker whose clock steps back a year runs the job of a holder that 
   CHECK(job.attempts == 2);
   CHECK(ran.load() == 1);
 }
+
+}  // namespace test_clock

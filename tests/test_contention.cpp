@@ -26,6 +26,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_contention {
+
 using jobsched::Scheduler;
 using jobsched_test::query_int;
 using jobsched_test::TempFile;
@@ -344,3 +346,5 @@ TEST_CASE("with a busy timeout of 0 the same load raises BusyError, and leaves n
   CHECK(o.total.other_errors == 0);
   check_consistent(o, processes);
 }
+
+}  // namespace test_contention

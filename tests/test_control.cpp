@@ -19,6 +19,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_control {
+
 namespace {
 
 using jobsched::ClaimedJob;
@@ -301,3 +303,5 @@ TEST_CASE("cancels racing claims in other processes: each job ends completed or 
   CHECK(completed + cancelled == kJobs);
   CHECK(cancelled > 0);
 }
+
+}  // namespace test_control

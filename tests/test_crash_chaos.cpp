@@ -15,6 +15,8 @@
 #include "support/chaos.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_crash_chaos {
+
 using jobsched_chaos::Config;
 using jobsched_chaos::Result;
 using jobsched_test::TempFile;
@@ -143,3 +145,5 @@ TEST_CASE("the chaos harness counts a job deleted mid-run as lost", "[chaos]") {
   CHECK_FALSE(result.ok());
   CHECK(result.integrity == "ok");
 }
+
+}  // namespace test_crash_chaos

@@ -16,6 +16,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_drain {
+
 using jobsched::Job;
 using jobsched::Scheduler;
 using jobsched::Worker;
@@ -156,3 +158,5 @@ TEST_CASE("four processes of four worker threads drain 20000 jobs, each exactly 
   sqlite3_finalize(stmt);
   CHECK(integrity == "ok");
 }
+
+}  // namespace test_drain

@@ -26,6 +26,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_enqueue_durability {
+
 using jobsched::Scheduler;
 using jobsched::Synchronous;
 using jobsched_test::query_int;
@@ -221,3 +223,5 @@ TEST_CASE("every job whose add_job returned survives a SIGKILL of the adding pro
   CHECK(scheduler.get_job(claimed->job.id)->completed_at.has_value());
   CHECK(integrity(scheduler.handle()) == "ok");
 }
+
+}  // namespace test_enqueue_durability

@@ -20,6 +20,8 @@
 #include "support/deadline.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_errors {
+
 namespace {
 
 using jobsched::Scheduler;
@@ -327,3 +329,5 @@ TEST_CASE("The error for a failing statement carries its SQL text in sql(), not 
     CHECK(scheduler.add_job("accepted", jobsched_test::job_times(at(1), at(2))).id == job.id + 1);
   }
 }
+
+}  // namespace test_errors

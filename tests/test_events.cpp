@@ -19,6 +19,8 @@
 #include "support/deadline.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_events {
+
 namespace {
 
 using jobsched::Claim;
@@ -312,3 +314,5 @@ TEST_CASE("adds make an event per job added, none for a unique key found; retry_
                   jobsched::UniqueConflictError);
   CHECK(f.recorder.size() == 0);
 }
+
+}  // namespace test_events

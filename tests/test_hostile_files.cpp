@@ -31,6 +31,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_hostile_files {
+
 namespace {
 
 using jobsched::Scheduler;
@@ -529,3 +531,5 @@ TEST_CASE("a priority or queue of the wrong type written by the host ends in an 
   REQUIRE(scheduler.seconds_until_next_job(default_queue).has_value());
   CHECK(scheduler.seconds_until_next_job(default_queue)->delay > jobsched::Seconds{58});
 }
+
+}  // namespace test_hostile_files

@@ -30,6 +30,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_hostile_wal {
+
 namespace {
 
 using jobsched::Scheduler;
@@ -472,3 +474,5 @@ TEST_CASE(
   if (verbose())
     std::cout << "  [hostile-wal] " << cases.size() << " cases:" << summary << "\n";
 }
+
+}  // namespace test_hostile_wal

@@ -28,6 +28,8 @@
 #include "support/fault_vfs.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_io_faults {
+
 namespace {
 
 namespace fv = jobsched_test::faults;
@@ -489,3 +491,5 @@ TEST_CASE("The fault VFS fails exactly the planned operations", "[faults]") {
   fv::disarm();
   CHECK(scheduler.count_pending_jobs() == 1);
 }
+
+}  // namespace test_io_faults

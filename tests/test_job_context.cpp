@@ -19,6 +19,8 @@
 #include "support/deadline.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_job_context {
+
 namespace {
 
 using jobsched::Job;
@@ -180,3 +182,5 @@ TEST_CASE("a running handler notices its job was cancelled", "[worker][context]"
   CHECK(cancelled.last_error == std::optional<std::string>("not needed any more"));
   CHECK(query_int(scheduler.handle(), "SELECT count(*) FROM job") == 1);
 }
+
+}  // namespace test_job_context

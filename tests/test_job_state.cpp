@@ -21,6 +21,8 @@
 #include "support/scheduler_fixture.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_job_state {
+
 using jobsched::Claim;
 using jobsched::Job;
 using jobsched::JobDelay;
@@ -320,3 +322,5 @@ TEST_CASE("a job that used its attempts and holds no lease is never taken for ab
   CHECK(f.scheduler.delete_expired_jobs(later) == 1);
   CHECK_FALSE(f.scheduler.get_job(job.id, later).has_value());
 }
+
+}  // namespace test_job_state

@@ -16,6 +16,8 @@
 #include "catch.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_lagging_states {
+
 namespace {
 
 using jobsched::Job;
@@ -212,3 +214,5 @@ TEST_CASE("a clock set back before the stored states were written: calls still m
   const double back = GENERATE(kT + 1, kT + 12, kT + 20, kT + 28, kT + 40);
   check_against_model(f.scheduler, last, back, 3);
 }
+
+}  // namespace test_lagging_states

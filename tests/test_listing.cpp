@@ -22,6 +22,8 @@
 #include "support/scheduler_fixture.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_listing {
+
 using jobsched::InvalidArgumentError;
 using jobsched::Job;
 using jobsched::JobOptions;
@@ -380,3 +382,5 @@ TEST_CASE("state_of a job read before its last lease ran out says it failed at t
   second.max_attempts = 2;
   CHECK(jobsched::state_of(second, at(kT + 30)) == JobState::available);
 }
+
+}  // namespace test_listing

@@ -14,6 +14,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_locking {
+
 using jobsched::Job;
 using jobsched::JobOptions;
 using jobsched::Scheduler;
@@ -134,3 +136,5 @@ TEST_CASE("four processes locking the next job never lock the same job twice") {
   CHECK(scheduler.count_pending_jobs(at(1e6)) == jobs);
   CHECK_FALSE(scheduler.next_job(at(1e6)).has_value());
 }
+
+}  // namespace test_locking

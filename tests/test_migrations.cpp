@@ -27,6 +27,8 @@
 #include "support/python_files.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_migrations {
+
 namespace {
 
 using jobsched_test::contains;
@@ -792,3 +794,5 @@ TEST_CASE("a migration inside the host's open transaction is undone by the host'
   CHECK(*scheduler.migrated_from() == 2);
   check_jobs_survived(scheduler, fixture);
 }
+
+}  // namespace test_migrations

@@ -21,6 +21,8 @@
 #include "support/checks.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_open {
+
 namespace {
 
 using jobsched::Ownership;
@@ -533,3 +535,5 @@ TEST_CASE("An SQLite library older than 3.37.0 is refused, naming both versions"
   }
   CHECK(thrown);
 }
+
+}  // namespace test_open

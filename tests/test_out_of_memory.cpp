@@ -41,6 +41,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_out_of_memory {
+
 namespace {
 
 namespace fv = jobsched_test::faults;
@@ -647,3 +649,5 @@ TEST_CASE("Out of memory never leaves a transaction open", "[oom][faults]") {
     CHECK_FALSE(left_open);
   }
 }
+
+}  // namespace test_out_of_memory

@@ -22,6 +22,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_paused_queues {
+
 namespace {
 
 using jobsched::ClaimedJob;
@@ -301,3 +303,5 @@ TEST_CASE("claims from every queue pass over a paused queue's jobs, few or many,
   CHECK(claimed == expected);
   CHECK(scheduler.count_pending_jobs(at(kT)) == paused_jobs + 25);
 }
+
+}  // namespace test_paused_queues

@@ -14,6 +14,8 @@
 #include "catch.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_payload {
+
 namespace {
 
 using jobsched::Payload;
@@ -407,3 +409,5 @@ TEST_CASE("a payload left by a job deleted by hand never shows in a new job unde
     CHECK(scheduler.get_job(2)->data.is_null());
   }
 }
+
+}  // namespace test_payload

@@ -33,6 +33,8 @@
 #include "support/python_files.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_power_loss {
+
 namespace {
 
 namespace pl = jobsched_test::powerloss;
@@ -321,3 +323,5 @@ TEST_CASE("the power-loss checker can report each broken promise it looks for", 
     CHECK_FALSE(verdict.corruption.empty());
   }
 }
+
+}  // namespace test_power_loss

@@ -18,6 +18,8 @@
 #include "catch.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_priorities {
+
 using jobsched::Claim;
 using jobsched::Job;
 using jobsched::JobOptions;
@@ -466,3 +468,5 @@ TEST_CASE("with 50 queues and 20 priority levels, claims match a brute-force mod
   CHECK(claims > 200);
   CHECK(delays_checked > 300);
 }
+
+}  // namespace test_priorities

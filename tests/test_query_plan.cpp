@@ -18,6 +18,8 @@
 #include "support/query_plan.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_query_plan {
+
 using jobsched_test::joined;
 using jobsched_test::mentions;
 using jobsched_test::scans_job_without_index;
@@ -424,3 +426,5 @@ TEST_CASE("every statement reads the same indexes on a file migrated from versio
     check_plans(raw.get());
   }
 }
+
+}  // namespace test_query_plan

@@ -26,6 +26,8 @@
 #include "support/python_files.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_read_only {
+
 using jobsched::Job;
 using jobsched::Options;
 using jobsched::ReadOnlyError;
@@ -398,3 +400,5 @@ TEST_CASE("a Worker refuses Options::read_only") {
   REQUIRE(error.has_value());
   CHECK(contains(*error, "read_only"));
 }
+
+}  // namespace test_read_only

@@ -27,6 +27,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_retention {
+
 namespace {
 
 using jobsched::Options;
@@ -549,3 +551,5 @@ TEST_CASE("the -wal file grown behind a long reader comes back under the limit o
     CHECK(wal_size(file.path()) <= static_cast<std::uintmax_t>(kLimit));
   }
 }
+
+}  // namespace test_retention

@@ -20,6 +20,8 @@
 #include "support/scheduler_fixture.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_retries {
+
 using jobsched::Claim;
 using jobsched::Job;
 using jobsched::JobOptions;
@@ -595,3 +597,5 @@ TEST_CASE("a zero backoff stays zero however large the multiplier", "[retries]")
   CHECK_NOTHROW(delays = backoffs_until_failed(f.scheduler, job.id));
   CHECK(delays == std::vector<double>{0, 0, 0, 0});
 }
+
+}  // namespace test_retries

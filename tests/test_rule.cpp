@@ -15,6 +15,8 @@
 #include "catch.hpp"
 #include "support/rule_checks.hpp"
 
+namespace test_rule {
+
 namespace {
 
 using jobsched::InvalidArgumentError;
@@ -497,3 +499,5 @@ TEST_CASE("Parsing a rule refuses bad text, naming the text and its bad part", "
   check_contains(refusal([] { Rule::parse("every " + std::string(500, '9') + "x"); }),
                  {"9999...\""});
 }
+
+}  // namespace test_rule

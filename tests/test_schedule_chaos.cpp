@@ -70,6 +70,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_schedule_chaos {
+
 namespace {
 
 using jobsched::ClaimedJob;
@@ -1407,3 +1409,5 @@ TEST_CASE(
   CHECK(once.passed_over > 5000);
   CHECK(once.not_run == 0);
 }
+
+}  // namespace test_schedule_chaos

@@ -8,6 +8,8 @@
 #include "catch.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_scheduler {
+
 using jobsched::Job;
 using jobsched::JobOptions;
 using jobsched::Scheduler;
@@ -244,3 +246,5 @@ TEST_CASE("a job is a plain value: copies compare equal and differ once changed"
   CHECK(job.is_pending(at(2.5)));
   CHECK_FALSE(job.is_pending(at(3.0)));
 }
+
+}  // namespace test_scheduler

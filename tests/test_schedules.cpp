@@ -26,6 +26,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_schedules {
+
 namespace {
 
 using jobsched::ClaimedJob;
@@ -734,3 +736,5 @@ TEST_CASE("a schedule changed or paused after downtime first makes the firings i
     CHECK(seconds(*scheduler.get_schedule("tick")->last_fire) == kT + 90);
   }
 }
+
+}  // namespace test_schedules

@@ -20,6 +20,8 @@
 #include "support/scheduler_fixture.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_stats {
+
 using jobsched::Job;
 using jobsched::JobCounts;
 using jobsched::JobOptions;
@@ -294,3 +296,5 @@ TEST_CASE("no job due means no lateness, and lateness counts from the earliest d
   CHECK(stats.queues[0].oldest_due->count() == 30.0);
   CHECK(stats.queues[1].oldest_due->count() == 10.0);
 }
+
+}  // namespace test_stats

@@ -20,6 +20,8 @@
 #include "support/deadline.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_testing {
+
 namespace {
 
 using jobsched::Job;
@@ -417,3 +419,5 @@ TEST_CASE(
   CHECK(seconds(*scheduler.get_job(now.id)->completed_at) == kT);
   CHECK(seconds(*scheduler.get_job(later.id)->completed_at) == kT + 60);
 }
+
+}  // namespace test_testing

@@ -15,6 +15,8 @@
 #include "catch.hpp"
 #include "support/rule_checks.hpp"
 
+namespace test_time_zone {
+
 namespace {
 
 using jobsched::InvalidArgumentError;
@@ -358,3 +360,5 @@ TEST_CASE("A POSIX TZ rule's spans follow its days, whichever hemisphere", "[tim
   CHECK(common.end == seconds("2041-03-01T00:00:00Z"));
   CHECK(posix_tz_span(days, seconds("2041-06-01T00:00:00Z"), 0).offset == 3600);
 }
+
+}  // namespace test_time_zone

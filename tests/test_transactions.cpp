@@ -21,6 +21,8 @@
 #include "support/deadline.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_transactions {
+
 namespace {
 
 using jobsched::Ownership;
@@ -693,3 +695,5 @@ TEST_CASE("Every write call inside the host's transaction rolls back and commits
     }
   }
 }
+
+}  // namespace test_transactions

@@ -24,6 +24,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_unique {
+
 namespace {
 
 using jobsched::Job;
@@ -589,3 +591,5 @@ TEST_CASE("a job moved out as expired does not take back a key another job holds
   CHECK_NOTHROW(db.scheduler.claim_jobs(4, Seconds{10}));
   CHECK(db.count(open_rows) == 1);
 }
+
+}  // namespace test_unique

@@ -15,6 +15,8 @@
 #include "catch.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_validation {
+
 namespace {
 
 using jobsched::InvalidArgumentError;
@@ -467,3 +469,5 @@ TEST_CASE("Times in messages read as ISO 8601 UTC with their fraction, then the 
   CHECK(format_time(1e300) == "1.0000000000000001e+300");
   CHECK(format_time(kNan) == "nan");
 }
+
+}  // namespace test_validation

@@ -21,6 +21,8 @@
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
+namespace test_worker {
+
 using jobsched::Job;
 using jobsched::JobOptions;
 using jobsched::Scheduler;
@@ -517,3 +519,5 @@ TEST_CASE("a sleeping worker notices the clock stepping forward and runs the job
   CHECK(eventually([&] { return runs == 1; }, 5s));
   worker.stop();
 }
+
+}  // namespace test_worker

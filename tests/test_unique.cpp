@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -568,8 +569,10 @@ TEST_CASE("a job moved out as expired does not take back a key another job holds
   JobOptions options = keyed("k");
   options.expires_at = at(kStart + 5);
   const Job old = db.scheduler.add_job(Payload("old"), options);
+  const Job plain = db.scheduler.add_job(Payload("plain"));  // due from the start, no key
   auto claimed = db.scheduler.claim_next_job(Seconds{10});
   REQUIRE(claimed);
+  REQUIRE(claimed->job.id == old.id);
   db.clock.set(at(kStart + 11));  // expired, and its lease ran out
   const Job holder = db.scheduler.add_job(Payload("new"), keyed("k"));
   REQUIRE(holder.id != old.id);
@@ -579,17 +582,97 @@ TEST_CASE("a job moved out as expired does not take back a key another job holds
   jobsched::Claim claim = claimed->claim;
   CHECK_FALSE(db.scheduler.extend(claim, Seconds{10}));
   CHECK(db.count(open_rows) == 1);
-  // With the clock set back before its expiry, it is pending again, but a lock or an unlock
-  // does not put it back beside the holder.
+  // With the clock set back before its expiry, its row's times say pending (state_of sees
+  // only those), but it stays expired: a lock or an unlock does not put it back beside the
+  // holder, and next_job, claims, counts, listings and stats all pass over it to the plain
+  // job (due) and the holder (not due: it was added at +11 s).
   db.clock.set(at(kStart + 1));
   CHECK(db.scheduler.get_job(old.id)->is_pending(db.clock.now()));
   CHECK_FALSE(db.scheduler.lock_job(old.id));
   CHECK(db.scheduler.unlock_job(old.id));
   CHECK(db.count(open_rows) == 1);
   CHECK(db.count("SELECT state FROM job WHERE id = " + std::to_string(old.id)) == 5);
-  CHECK_NOTHROW(db.scheduler.lock_next_job());
-  CHECK_NOTHROW(db.scheduler.claim_jobs(4, Seconds{10}));
+  CHECK(db.scheduler.count_pending_jobs() == 2);
+  const std::optional<Job> next = db.scheduler.next_job();
+  REQUIRE(next);
+  CHECK(next->id == plain.id);
+  const jobsched::Stats stats = db.scheduler.stats();
+  REQUIRE(stats.queues.size() == 1);
+  CHECK(stats.queues.front().jobs.available == 1);
+  CHECK(stats.queues.front().jobs.scheduled == 1);
+  CHECK(stats.queues.front().jobs.expired == 1);
+  CHECK(stats.queues.front().jobs.running == 0);
+  auto listed = [&](jobsched::JobState state, jobsched::ListOrder order) {
+    std::vector<std::int64_t> ids;
+    for (const Job& job : db.scheduler.list_jobs(jobsched::JobQuery{state, {}, order, {}, 10}).jobs)
+      ids.push_back(job.id);
+    return ids;
+  };
+  for (const jobsched::ListOrder order :
+       {jobsched::ListOrder::oldest_first, jobsched::ListOrder::newest_first}) {
+    CHECK(listed(jobsched::JobState::available, order) == std::vector<std::int64_t>{plain.id});
+    CHECK(listed(jobsched::JobState::scheduled, order) == std::vector<std::int64_t>{holder.id});
+    CHECK(listed(jobsched::JobState::expired, order) == std::vector<std::int64_t>{old.id});
+    CHECK(listed(jobsched::JobState::running, order).empty());
+  }
+  // A lock and a claim take the plain job, not nothing (nor the old job, unlocked).
+  const std::optional<Job> locked = db.scheduler.lock_next_job();
+  REQUIRE(locked);
+  CHECK(locked->id == plain.id);
+  CHECK(locked->locked_at.has_value());
+  REQUIRE(db.scheduler.unlock_job(plain.id));
+  const std::vector<jobsched::ClaimedJob> batch = db.scheduler.claim_jobs(4, Seconds{10});
+  REQUIRE(batch.size() == 1);
+  CHECK(batch.front().job.id == plain.id);
+  const std::optional<jobsched::ClaimedJob> one = db.scheduler.claim_next_job(Seconds{10});
+  CHECK_FALSE(one.has_value());  // the holder is not due yet, the old job stays expired
   CHECK(db.count(open_rows) == 1);
+  CHECK(db.count("SELECT state FROM job WHERE id = " + std::to_string(old.id)) == 5);
+}
+
+TEST_CASE("a job moved out as expired stays expired when set back before its start or lease end",
+          "[unique]") {
+  Db db(GENERATE(as<std::string>{}, "file", "memory"));
+  // b: claimed for 2 s; a: starts at +3 s. Both expire at +5 s, both moved out at +6 s.
+  JobOptions b_options = keyed("b");
+  b_options.expires_at = at(kStart + 5);
+  const Job b = db.scheduler.add_job(Payload("b"), b_options);
+  JobOptions a_options = keyed("a");
+  a_options.starts_at = at(kStart + 3);
+  a_options.expires_at = at(kStart + 5);
+  const Job a = db.scheduler.add_job(Payload("a"), a_options);
+  auto claimed = db.scheduler.claim_next_job(Seconds{2});
+  REQUIRE(claimed);
+  REQUIRE(claimed->job.id == b.id);
+  db.clock.set(at(kStart + 6));
+  CHECK(db.scheduler.claim_jobs(4, Seconds{10}).empty());
+  const std::string moved_out = "SELECT count(*) FROM job WHERE state = 5";
+  REQUIRE(db.count(moved_out) == 2);
+  const Job holder_a = db.scheduler.add_job(Payload("a2"), keyed("a"));
+  const Job holder_b = db.scheduler.add_job(Payload("b2"), keyed("b"));
+  // At +1 s, a's row says scheduled (start +3 s) and b's says running (its lease to +2 s).
+  db.clock.set(at(kStart + 1));
+  CHECK(db.scheduler.count_pending_jobs() == 2);
+  const std::optional<Job> next = db.scheduler.next_job();
+  REQUIRE(next);
+  CHECK(next->id == holder_a.id);
+  const jobsched::Stats stats = db.scheduler.stats();
+  REQUIRE(stats.queues.size() == 1);
+  CHECK(stats.queues.front().jobs.scheduled == 2);
+  CHECK(stats.queues.front().jobs.running == 0);
+  CHECK(stats.queues.front().jobs.expired == 2);
+  auto listed = [&](jobsched::JobState state) {
+    std::vector<std::int64_t> ids;
+    for (const Job& job : db.scheduler.list_jobs(jobsched::JobQuery{state, {}, {}, {}, 10}).jobs)
+      ids.push_back(job.id);
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  CHECK(listed(jobsched::JobState::scheduled) ==
+        std::vector<std::int64_t>{holder_a.id, holder_b.id});
+  CHECK(listed(jobsched::JobState::running).empty());
+  CHECK(listed(jobsched::JobState::expired) == std::vector<std::int64_t>{b.id, a.id});
+  CHECK(db.count(moved_out) == 2);
 }
 
 }  // namespace test_unique

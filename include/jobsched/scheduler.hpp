@@ -319,8 +319,8 @@ class Scheduler {
     if (next) {
       detail::Run run(write.lock_job_by_id);
       run.bind(1, at).bind(2, next->id);
-      run.execute();
-      locked = job_by_id(next->id, at);
+      if (run.execute() > 0)
+        locked = job_by_id(next->id, at);
     }
     transaction.commit();
     return locked;

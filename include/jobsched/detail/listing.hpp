@@ -86,7 +86,8 @@ inline std::vector<ListSource> sources_of(const std::optional<JobState>& state) 
     case JobState::cancelled:
       return {{17, 0}};
     case JobState::expired:
-      return {{18, 0, -1}, {19, 0, -1}};
+      // Moved out: from the top, since one that may not reopen stays expired beyond now.
+      return {{18, 0}, {19, 0, -1}};
   }
   return {};
 }

@@ -102,6 +102,8 @@ inline constexpr int firings_per_read = 16;
 // A job moved out as expired (state 5) goes back to states 0 to 4 (a claim, lock or lease
 // change, a clock set back) only while no other open job holds its unique key: ix_job_unique
 // would refuse the change, so it does not happen (the claim is stale, the lock not taken).
+// Every read that finds a moved-out job unexpired at ?1 (a clock set back) asks it too: a
+// job that may not reopen stays expired, in next_job, claims, counts, listings and stats.
 #define JOBSCHED_KEY_MAY_REOPEN                                                        \
   "(state < 5 OR unique_key IS NULL OR NOT EXISTS (SELECT 1 FROM job AS holder"        \
   " WHERE holder.unique_key = job.unique_key AND holder.unique_key IS NOT NULL"        \
@@ -157,7 +159,8 @@ inline constexpr const char* count_pending_jobs =
     "    AND expires_at <= ?1)"
     " - (SELECT count(*) FROM job WHERE " JOBSCHED_ABANDONED
     "    AND (expires_at IS NULL OR expires_at > ?1))"
-    " + (SELECT count(*) FROM job INDEXED BY ix_job_expired WHERE state = 5 AND expires_at > ?1)";
+    " + (SELECT count(*) FROM job INDEXED BY ix_job_expired WHERE state = 5 AND expires_at > ?1"
+    "    AND " JOBSCHED_KEY_MAY_REOPEN ")";
 
 // The successor's locks: a lock is a claim whose lease never runs out.
 inline constexpr const char* lock_job =
@@ -243,7 +246,7 @@ inline constexpr const char* first_free_in_level =
 // in any queue when ?2 is NULL.
 inline constexpr const char* unexpired_moved_out =
     "SELECT id, priority, starts_at FROM job INDEXED BY ix_job_expired WHERE state = 5 AND expires_at > ?1"
-    " AND " JOBSCHED_FREE " AND (?2 IS NULL OR queue = ?2)";
+    " AND " JOBSCHED_FREE " AND (?2 IS NULL OR queue = ?2) AND " JOBSCHED_KEY_MAY_REOPEN;
 // Live leases of jobs in state ?3 that will free their job when they end (not on its last
 // attempt), in order of their end, in queue ?2 or in any queue when ?2 is NULL: those of
 // state 2, and (when the clock was set back) of jobs moved on since. A job is free again at
@@ -461,7 +464,8 @@ inline constexpr Keyset list_due_lease_ran_out = JOBSCHED_KEYSET(
     "lease_until IS NOT NULL AND state = 2 AND lease_until <= ?1 AND " JOBSCHED_UNEXPIRED,
     "starts_at", "starts_at <= ?1", "?3 <= ?1", "+starts_at <= ?1");
 inline constexpr Keyset list_due_moved_out = JOBSCHED_KEYSET(
-    " INDEXED BY ix_job_expired", "state = 5 AND expires_at > ?1 AND " JOBSCHED_LEASE_OVER,
+    " INDEXED BY ix_job_expired",
+    "state = 5 AND expires_at > ?1 AND " JOBSCHED_LEASE_OVER " AND " JOBSCHED_KEY_MAY_REOPEN,
     "starts_at", "starts_at <= ?1", "?3 <= ?1", "+starts_at <= ?1");
 inline constexpr Keyset list_scheduled = JOBSCHED_KEYSET(
     JOBSCHED_BY_START_ORDER, "state = 0" JOBSCHED_LISTED_FREE, "starts_at", "+starts_at > ?1", "?3 > ?1", "starts_at > ?1");
@@ -470,7 +474,7 @@ inline constexpr Keyset list_set_back = JOBSCHED_KEYSET(
 inline constexpr Keyset list_scheduled_lease_ran_out = JOBSCHED_KEYSET(
     JOBSCHED_BY_START_ORDER, "state = 2" JOBSCHED_LISTED_FREE, "starts_at", "+starts_at > ?1", "?3 > ?1", "starts_at > ?1");
 inline constexpr Keyset list_scheduled_moved_out = JOBSCHED_KEYSET(
-    JOBSCHED_BY_START_ORDER, "state = 5" JOBSCHED_LISTED_FREE, "starts_at", "+starts_at > ?1", "?3 > ?1", "starts_at > ?1");
+    JOBSCHED_BY_START_ORDER, "state = 5 AND " JOBSCHED_KEY_MAY_REOPEN JOBSCHED_LISTED_FREE, "starts_at", "+starts_at > ?1", "?3 > ?1", "starts_at > ?1");
 #undef JOBSCHED_LISTED_FREE
 // Running: live leases by their end (2 and 3; 0, 1 and 5 when the clock was set back below
 // the end of a lease whose job was moved on), then locks, which never end, by start.
@@ -482,7 +486,7 @@ inline constexpr Keyset list_leased = JOBSCHED_LISTED_LEASES("2");
 inline constexpr Keyset list_leased_last = JOBSCHED_LISTED_LEASES("3");
 inline constexpr Keyset list_leased_scheduled = JOBSCHED_LISTED_LEASES("0");
 inline constexpr Keyset list_leased_available = JOBSCHED_LISTED_LEASES("1");
-inline constexpr Keyset list_leased_moved_out = JOBSCHED_LISTED_LEASES("5");
+inline constexpr Keyset list_leased_moved_out = JOBSCHED_LISTED_LEASES("5 AND " JOBSCHED_KEY_MAY_REOPEN);
 #undef JOBSCHED_LISTED_LEASES
 inline constexpr Keyset list_locked = JOBSCHED_KEYSET(
     JOBSCHED_BY_START_ORDER, "state = 4 AND " JOBSCHED_UNEXPIRED, "starts_at", "1", "1", "1");
@@ -501,10 +505,13 @@ inline constexpr Keyset list_abandoned = JOBSCHED_KEYSET(
 inline constexpr Keyset list_cancelled = JOBSCHED_KEYSET(
     " INDEXED BY ix_job_failed", "failed_at IS NOT NULL AND cancelled_at IS NOT NULL",
     "failed_at", "1", "1", "1");
-// Expired by expiry: moved out, and those still in states 0 to 4 (a range as long as the
-// lag), but the abandoned ones.
+// Expired by expiry: moved out (those unexpired at ?1 too when they may not reopen), and
+// those still in states 0 to 4 (a range as long as the lag), but the abandoned ones.
 inline constexpr Keyset list_expired = JOBSCHED_KEYSET(
-    " INDEXED BY ix_job_expired", "state = 5", "expires_at", "expires_at <= ?1", "?3 <= ?1", "+expires_at <= ?1");
+    " INDEXED BY ix_job_expired", "state = 5", "expires_at",
+    "(expires_at <= ?1 OR NOT " JOBSCHED_KEY_MAY_REOPEN ")",
+    "(?3 <= ?1 OR NOT " JOBSCHED_KEY_MAY_REOPEN ")",
+    "(+expires_at <= ?1 OR NOT " JOBSCHED_KEY_MAY_REOPEN ")");
 inline constexpr Keyset list_expired_in_place = JOBSCHED_KEYSET(
     " INDEXED BY ix_job_expiry",
     "state < 5 AND expires_at IS NOT NULL AND NOT " JOBSCHED_ABANDONED, "expires_at",
@@ -543,8 +550,9 @@ inline constexpr const char* count_lagging_jobs =
     " UNION ALL SELECT id FROM job" JOBSCHED_BY_LEASES " WHERE lease_until IS NOT NULL"
     "  AND state = 1 AND lease_until > ?1"
     " UNION ALL SELECT id FROM job" JOBSCHED_BY_LEASES " WHERE lease_until IS NOT NULL"
-    "  AND state = 5 AND lease_until > ?1"
+    "  AND state = 5 AND lease_until > ?1 AND " JOBSCHED_KEY_MAY_REOPEN
     " UNION ALL SELECT id FROM job INDEXED BY ix_job_expired WHERE state = 5 AND expires_at > ?1"
+    "  AND " JOBSCHED_KEY_MAY_REOPEN
     ") GROUP BY 1, 2, 3";
 inline constexpr const char* count_completed_jobs =
     "SELECT queue, count(*) FROM job INDEXED BY ix_job_completed WHERE state = 6 GROUP BY queue";

@@ -69,6 +69,8 @@ inline JobState parse_job_state(std::string_view name) {
 /// shows a job whose lease ran out on its last attempt as failed. For a job read earlier,
 /// such a lease counts as the last attempt when `attempts` reached the job's max_attempts,
 /// or else `default_max_attempts` (pass the scheduler's RetryPolicy::max_attempts).
+/// One case it cannot see: a keyed job that expired, with the clock then set back before its
+/// expiry while another open job holds its key, stays expired in the scheduler's calls.
 inline JobState state_of(const Job& job, TimePoint now,
                          int default_max_attempts = RetryPolicy{}.max_attempts) noexcept {
   if (job.completed_at)

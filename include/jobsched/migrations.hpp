@@ -20,6 +20,8 @@ inline constexpr int current_schema_version = 7;
 
 namespace detail {
 
+// A later migration that rebuilds or drops job's columns must drop the kept counts' triggers
+// first (sql::drop_counts) and put them back after (sql::keep_counts) when they were there.
 struct Migration {
   int version;
   const char* script;

@@ -561,6 +561,42 @@ inline constexpr const char* count_failed_jobs =
     " WHERE failed_at IS NOT NULL GROUP BY 1, 2";
 inline constexpr const char* count_schedules = "SELECT count(*) FROM schedule";
 
+// ---- Kept counts (detail/counts.hpp): the jobs by queue and kind, kept by triggers ---------
+// A kind is the stored state (0 to 7), and 8 for a cancelled job (failed, state 7). Each
+// write transaction that changes a count writes one more page (a WAL frame), so they are
+// kept only once asked for (Scheduler::keep_counts).
+#define JOBSCHED_KIND(ROW) \
+  "CASE WHEN " ROW ".state = 7 AND " ROW ".cancelled_at IS NOT NULL THEN 8 ELSE " ROW ".state END"
+#define JOBSCHED_COUNT_IN(ROW)                                                           \
+  "INSERT INTO job_count (queue, kind, jobs) VALUES (" ROW ".queue, " JOBSCHED_KIND(ROW) \
+  ", 1) ON CONFLICT (queue, kind) DO UPDATE SET jobs = jobs + 1;"
+#define JOBSCHED_COUNT_OUT(ROW)                                                   \
+  "UPDATE job_count SET jobs = jobs - 1 WHERE queue = " ROW ".queue AND kind = " \
+  JOBSCHED_KIND(ROW) ";"
+inline constexpr const char* keep_counts =
+    "CREATE TABLE job_count (queue TEXT NOT NULL, kind INTEGER NOT NULL,"
+    " jobs INTEGER NOT NULL, PRIMARY KEY (queue, kind)) WITHOUT ROWID;"
+    "INSERT INTO job_count (queue, kind, jobs)"
+    " SELECT queue, " JOBSCHED_KIND("job") ", count(*) FROM job GROUP BY 1, 2;"
+    "CREATE TRIGGER job_count_insert AFTER INSERT ON job BEGIN " JOBSCHED_COUNT_IN("new")
+    " END;"
+    "CREATE TRIGGER job_count_delete AFTER DELETE ON job BEGIN " JOBSCHED_COUNT_OUT("old")
+    " END;"
+    "CREATE TRIGGER job_count_update AFTER UPDATE OF state, queue, cancelled_at ON job"
+    " WHEN old.queue IS NOT new.queue OR " JOBSCHED_KIND("old") " IS NOT " JOBSCHED_KIND("new")
+    " BEGIN " JOBSCHED_COUNT_OUT("old") " " JOBSCHED_COUNT_IN("new") " END;";
+#undef JOBSCHED_COUNT_OUT
+#undef JOBSCHED_COUNT_IN
+#undef JOBSCHED_KIND
+inline constexpr const char* drop_counts =
+    "DROP TRIGGER IF EXISTS job_count_insert; DROP TRIGGER IF EXISTS job_count_delete;"
+    " DROP TRIGGER IF EXISTS job_count_update; DROP TABLE IF EXISTS job_count;";
+inline constexpr const char* counts_kept =
+    "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN"
+    " ('job_count_insert', 'job_count_delete', 'job_count_update')";
+inline constexpr const char* read_kept_counts =
+    "SELECT queue, kind, jobs FROM job_count WHERE jobs <> 0";
+
 // ---- Upgrading to version 5: each job's state at ?1, with ?2 the default limit on attempts
 inline constexpr const char* set_job_states =
     "UPDATE job SET state = CASE"

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// Scheduler::stats: counts by queue and state, as count_pending_jobs corrects the stored
-// states for their lag (detail/sql.hpp, "Listing and stats"), and each queue's oldest due
-// job, from the schedule's start order (detail/job_order.hpp), in one read transaction.
+// Scheduler::stats: counts by queue and stored state (the file's kept counts, detail/
+// counts.hpp, when it keeps them; else a walk of the indexes), corrected for the states that
+// lag as count_pending_jobs corrects them (detail/sql.hpp, "Listing and stats"), and each
+// queue's oldest due job, from the schedule's start order (detail/job_order.hpp), in one read
+// transaction.
 
 #include <sqlite3.h>
 
@@ -15,6 +17,7 @@
 
 #include "../job_state.hpp"
 #include "../stats.hpp"
+#include "counts.hpp"
 #include "job_order.hpp"
 #include "sql.hpp"
 #include "sqlite.hpp"
@@ -29,9 +32,23 @@ struct StatsStatements {
         count_lagging_jobs(db, prepared(sql::count_lagging_jobs, views)),
         count_completed_jobs(db, prepared(sql::count_completed_jobs, views)),
         count_failed_jobs(db, prepared(sql::count_failed_jobs, views)),
-        count_schedules(db, prepared(sql::count_schedules, views)) {}
+        count_schedules(db, prepared(sql::count_schedules, views)),
+        counts_kept(db, sql::counts_kept),
+        db_(db) {}
+
+  // The kept counts' statement, prepared on first use (there is no job_count table before).
+  const Statement& read_kept_counts() {
+    if (!read_kept_counts_)
+      read_kept_counts_.emplace(db_, sql::read_kept_counts);
+    return *read_kept_counts_;
+  }
+
   Statement count_open_jobs, count_lagging_jobs, count_completed_jobs, count_failed_jobs,
-      count_schedules;
+      count_schedules, counts_kept;
+
+ private:
+  sqlite3* db_;
+  std::optional<Statement> read_kept_counts_;
 };
 
 inline StatsStatements& stats_statements(std::optional<StatsStatements>& slot, sqlite3* db,
@@ -77,7 +94,27 @@ inline Stats read_stats(StatsStatements& statements, ReadStatements& reads, doub
     if (run.parameter_count() >= sql::default_max_attempts)
       run.bind(sql::default_max_attempts, std::int64_t{default_max_attempts});
   };
-  {
+  // The jobs by queue and stored state: kept by the file, or counted here.
+  const bool kept = counts_kept(statements.counts_kept);
+  if (kept) {
+    Run run(statements.read_kept_counts());
+    while (run.step()) {
+      JobCounts& queue = counts[queue_text(run, 0)];
+      const std::int64_t kind = run.column_int64(1);
+      const std::int64_t jobs = run.column_int64(2);
+      if (kind == 6) {
+        queue.completed += jobs;
+      } else if (kind == 7) {
+        queue.failed += jobs;
+      } else if (kind == 8) {
+        queue.cancelled += jobs;
+      } else if (kind >= 0 && kind <= 5) {
+        queue[state_when_stored(kind)] += jobs;
+      } else {
+        throw_code(SQLITE_CORRUPT, std::string(message_prefix) + "a kept count's kind is not one of ours");
+      }
+    }
+  } else {
     Run run(statements.count_open_jobs);
     while (run.step())
       counts[queue_text(run, 0)][state_when_stored(run.column_int64(1))] += run.column_int64(2);
@@ -92,12 +129,12 @@ inline Stats read_stats(StatsStatements& statements, ReadStatements& reads, doub
       queue[job_state_number(run.column_int64(2))] += jobs;
     }
   }
-  {
+  if (!kept) {
     Run run(statements.count_completed_jobs);
     while (run.step())
       counts[queue_text(run, 0)].completed += run.column_int64(1);
   }
-  {
+  if (!kept) {
     Run run(statements.count_failed_jobs);
     while (run.step()) {
       JobCounts& queue = counts[queue_text(run, 0)];

@@ -285,7 +285,8 @@ void check_current_schema(sqlite3* db) {
   CHECK_FALSE(has_index(db, "ix_job_pending_expires_at"));
   for (const char* index : {"ix_job_queue_order", "ix_job_claim_order", "ix_job_start_order",
                             "ix_job_leases", "ix_job_expiry",
-                            "ix_job_expired", "ix_job_completed", "ix_job_failed"}) {
+                            "ix_job_expired", "ix_job_completed", "ix_job_failed",
+                            "ix_job_unique", "ix_job_key_completed", "ix_job_cancelled"}) {
     CAPTURE(index);
     CHECK(has_index(db, index));
   }

@@ -281,7 +281,7 @@ std::vector<Expected> listing_and_stats_statements() {
       {"list_completed", &sql::list_completed, "ix_job_completed", false},
       {"list_failed", &sql::list_failed, "ix_job_failed", false},
       {"list_abandoned", &sql::list_abandoned, "ix_job_leases", false},
-      {"list_cancelled", &sql::list_cancelled, "ix_job_failed", false},
+      {"list_cancelled", &sql::list_cancelled, "ix_job_cancelled", false},
       {"list_expired", &sql::list_expired, "ix_job_expired", false},
       {"list_expired_in_place", &sql::list_expired_in_place, "ix_job_expiry", false},
       {"list_all", &sql::list_all, by_id, false},

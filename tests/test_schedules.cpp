@@ -538,7 +538,7 @@ void write_old_file(const std::string& path, int version) {
   }
   auto raw = jobsched_test::open_raw(path);
   exec_raw(raw.get(),
-           "DROP INDEX ix_job_unique; DROP INDEX ix_job_key_completed;"
+           "DROP INDEX ix_job_unique; DROP INDEX ix_job_key_completed; DROP INDEX ix_job_cancelled;"
            " ALTER TABLE job DROP COLUMN unique_key; DROP TABLE queue_pause;"
            " ALTER TABLE job DROP COLUMN lease_seconds;");
   if (version < 6) {

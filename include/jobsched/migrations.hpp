@@ -131,7 +131,8 @@ inline constexpr Migration migrations[] = {
     // Unique jobs: at most one pending or running job (states 0 to 4) per key, enforced by
     // the index; completions by key, for keys unique over a period. Paused queues. Each
     // lease's length as asked for, so that a lease the clock's step back made look longer can
-    // be cut to it (a lease taken before has its length from its claim's time).
+    // be cut to it (a lease taken before has its length from its claim's time). Cancelled
+    // jobs by cancellation, so that listing them passes over no failed ones.
     {7,
      "ALTER TABLE job ADD COLUMN unique_key TEXT;"
      "CREATE UNIQUE INDEX ix_job_unique ON job (unique_key)"
@@ -142,7 +143,8 @@ inline constexpr Migration migrations[] = {
      " WITHOUT ROWID;"
      "ALTER TABLE job ADD COLUMN lease_seconds REAL;"
      "UPDATE job SET lease_seconds = lease_until - locked_at"
-     " WHERE lease_until IS NOT NULL AND locked_at IS NOT NULL;"},
+     " WHERE lease_until IS NOT NULL AND locked_at IS NOT NULL;"
+     "CREATE INDEX ix_job_cancelled ON job (failed_at) WHERE cancelled_at IS NOT NULL;"},
 };
 static_assert(sizeof migrations / sizeof migrations[0] == current_schema_version + 1);
 

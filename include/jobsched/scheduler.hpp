@@ -711,7 +711,7 @@ class Scheduler {
   /// failed and cancelled by failure, expired by expiry. Keyset pagination: pass the page's
   /// next_after as `query.after` (each job once, none skipped, equal times included).
   /// O(log n + page) a page, plus the rows passed over: those of other queues when a queue
-  /// is named, cancelled among failed ones (and the reverse), and jobs whose stored state
+  /// is named, cancelled ones when listing failed ones, and jobs whose stored state
   /// lags behind `now` (as many as the claims have not moved on yet). InvalidArgumentError
   /// for a limit outside 1 to max_page_size, and for an `after` with no such job or one
   /// that left the state.

@@ -493,8 +493,8 @@ inline constexpr Keyset list_locked = JOBSCHED_KEYSET(
 inline constexpr Keyset list_completed =
     JOBSCHED_KEYSET(" INDEXED BY ix_job_completed", "state = 6", "completed_at", "1", "1", "1");
 // Failed by failure time: those marked (passing the cancelled ones), and the abandoned ones
-// not marked yet (JOBSCHED_ABANDONED, its lease end the time). Cancelled: the marked ones,
-// passing the others.
+// not marked yet (JOBSCHED_ABANDONED, its lease end the time). Cancelled: from their own
+// index (a cancel's time is its failed_at).
 inline constexpr Keyset list_failed =
     JOBSCHED_KEYSET(" INDEXED BY ix_job_failed", "failed_at IS NOT NULL AND cancelled_at IS NULL",
                     "failed_at", "1", "1", "1");
@@ -503,7 +503,7 @@ inline constexpr Keyset list_abandoned = JOBSCHED_KEYSET(
     "lease_until IS NOT NULL AND state = 3 AND (expires_at IS NULL OR lease_until < expires_at)",
     "lease_until", "lease_until <= ?1", "?3 <= ?1", "+lease_until <= ?1");
 inline constexpr Keyset list_cancelled = JOBSCHED_KEYSET(
-    " INDEXED BY ix_job_failed", "failed_at IS NOT NULL AND cancelled_at IS NOT NULL",
+    " INDEXED BY ix_job_cancelled", "cancelled_at IS NOT NULL AND failed_at IS NOT NULL",
     "failed_at", "1", "1", "1");
 // Expired by expiry: moved out (those unexpired at ?1 too when they may not reopen), and
 // those still in states 0 to 4 (a range as long as the lag), but the abandoned ones.

@@ -4,7 +4,8 @@
 
 Usage: bench/report.py RESULTS_DIR OUTPUT_MD PLOT_DATA
 RESULTS_DIR holds ops.json and schedules.json (Google Benchmark), instructions.txt,
-schedule_instructions.txt, memory.txt, states.txt, drain.txt, group.txt, wake.txt, machine.txt.
+schedule_instructions.txt, memory.txt, states.txt, drain.txt, group.txt, counts.txt, wake.txt,
+machine.txt.
 bench/analysis.md (hand-written: what the figures mean, and what we changed) is appended.
 """
 
@@ -400,6 +401,7 @@ def main():
 
     for name, title in (
         ("group.txt", "Durable adds from many threads (group commit)"),
+        ("counts.txt", "Kept counts: stats, and what they add to writes"),
         ("wake.txt", "Wake latency"),
         ("memory.txt", "Peak memory against jobs stored"),
     ):

@@ -5,7 +5,6 @@
 
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -77,6 +76,15 @@ struct Db {
   jobsched::testing::ManualClock clock;
   Scheduler scheduler;
 };
+
+// The ids of the first page of jobs in `state`, in the listing's order (ties by id).
+std::vector<std::int64_t> listed_ids(Scheduler& scheduler, jobsched::JobState state,
+                                     jobsched::ListOrder order = jobsched::ListOrder::oldest_first) {
+  std::vector<std::int64_t> ids;
+  for (const Job& job : scheduler.list_jobs(jobsched::JobQuery{state, {}, order, {}, 10}).jobs)
+    ids.push_back(job.id);
+  return ids;
+}
 
 JobOptions keyed(const std::string& key, OnConflict on_conflict = OnConflict::return_existing,
                  Seconds within = Seconds{0}) {
@@ -603,10 +611,7 @@ TEST_CASE("a job moved out as expired does not take back a key another job holds
   CHECK(stats.queues.front().jobs.expired == 1);
   CHECK(stats.queues.front().jobs.running == 0);
   auto listed = [&](jobsched::JobState state, jobsched::ListOrder order) {
-    std::vector<std::int64_t> ids;
-    for (const Job& job : db.scheduler.list_jobs(jobsched::JobQuery{state, {}, order, {}, 10}).jobs)
-      ids.push_back(job.id);
-    return ids;
+    return listed_ids(db.scheduler, state, order);
   };
   for (const jobsched::ListOrder order :
        {jobsched::ListOrder::oldest_first, jobsched::ListOrder::newest_first}) {
@@ -661,13 +666,7 @@ TEST_CASE("a job moved out as expired stays expired when set back before its sta
   CHECK(stats.queues.front().jobs.scheduled == 2);
   CHECK(stats.queues.front().jobs.running == 0);
   CHECK(stats.queues.front().jobs.expired == 2);
-  auto listed = [&](jobsched::JobState state) {
-    std::vector<std::int64_t> ids;
-    for (const Job& job : db.scheduler.list_jobs(jobsched::JobQuery{state, {}, {}, {}, 10}).jobs)
-      ids.push_back(job.id);
-    std::sort(ids.begin(), ids.end());
-    return ids;
-  };
+  auto listed = [&](jobsched::JobState state) { return listed_ids(db.scheduler, state); };
   CHECK(listed(jobsched::JobState::scheduled) ==
         std::vector<std::int64_t>{holder_a.id, holder_b.id});
   CHECK(listed(jobsched::JobState::running).empty());

@@ -263,25 +263,29 @@ TEST_CASE("a long handler keeps its lease alive with the heartbeat") {
   auto scheduler = Scheduler::open(file.path());
   const Job job = scheduler.add_job("long");
 
+  // The heartbeat beats every lease/3, so a beat may come up to 2/3 of a lease late before
+  // the lease runs out: 0.6 s of a 0.9 s lease (three times that under sanitizers) is room
+  // for a crowded 2-core machine, and the handler outlives four leases.
+  const Seconds lease{0.9 * jobsched_test::time_scale()};
   auto started = std::make_shared<std::atomic<bool>>(false);
   auto finished = std::make_shared<std::atomic<bool>>(false);
   WorkerOptions options;
-  options.lease = Seconds{0.3};
+  options.lease = lease;
   Worker worker(
       file.path(),
-      [started, finished](const Job&) {
+      [started, finished, lease](const Job&) {
         *started = true;
-        std::this_thread::sleep_for(1200ms);
+        std::this_thread::sleep_for(lease * 4);
         *finished = true;
       },
       options);
   REQUIRE(eventually([&] { return started->load(); }, 10s));
   int tries = 0;
-  const jobsched_test::Deadline handler_done(10s, "the 1.2 s handler to finish");
+  const jobsched_test::Deadline handler_done(20s, "the handler of four leases to finish");
   while (!finished->load()) {
     if (handler_done.passed())
       FAIL(handler_done.failure());
-    CHECK_FALSE(scheduler.claim_next_job(Seconds{0.3}).has_value());
+    CHECK_FALSE(scheduler.claim_next_job(lease).has_value());
     ++tries;
     std::this_thread::sleep_for(50ms);
   }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <set>
 #include <sstream>
@@ -20,6 +21,7 @@
 #include "catch.hpp"
 #include "support/checks.hpp"
 #include "support/deadline.hpp"
+#include "support/fault_vfs.hpp"
 #include "support/processes.hpp"
 #include "support/temp_file.hpp"
 
@@ -97,6 +99,59 @@ TEST_CASE("an Adder refuses a bad job alone, naming it, and goes on") {
   CHECK(query_int(scheduler.handle(), "SELECT count(*) FROM job") == 1);
   // In memory, each connection has a database of its own: refused.
   CHECK(thrown<jobsched::InvalidArgumentError>([] { Adder in_memory(":memory:"); }));
+}
+
+TEST_CASE("a commit an Adder cannot make fails every add it carried, and adds none of them",
+          "[faults]") {
+  namespace fv = jobsched_test::faults;
+  fv::install();
+  TempFile file("adder-commit-fails");
+  const jobsched::Options options = fv::pinned_options(jobsched::Synchronous::full);
+  Adder adder(fv::uri(file.path()), options);
+  fv::Disarm guard;
+  const Job first = adder.add("first");
+
+  // Another connection holds the write lock, so that the four adds below wait together for
+  // one transaction; the sync of its commit fails.
+  auto holder = Scheduler::open(file.path(), options);
+  jobsched::Transaction held = holder.transaction();
+  constexpr int kThreads = 4;
+  std::vector<std::string> outcome(kThreads);
+  std::vector<jobsched_test::BoundedThread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        adder.add("lost " + std::to_string(t));
+        outcome[static_cast<std::size_t>(t)] = "added";
+      } catch (const jobsched::IoError& error) {
+        outcome[static_cast<std::size_t>(t)] = error.extended_code() == SQLITE_IOERR_FSYNC
+                                                   ? "IoError (fsync)"
+                                                   : "IoError " + std::to_string(error.extended_code());
+      } catch (const std::exception& error) {
+        outcome[static_cast<std::size_t>(t)] = std::string("other: ") + error.what();
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  fv::arm({fv::sync, 1, false, 0});
+  held.rollback();
+  for (auto& thread : threads)
+    thread.join(jobsched_test::Deadline(std::chrono::seconds(30), "the four adds"));
+  fv::disarm();
+  CHECK(fv::injected() == 1);
+  for (int t = 0; t < kThreads; ++t) {
+    INFO("thread " << t);
+    CHECK(outcome[static_cast<std::size_t>(t)] == "IoError (fsync)");
+  }
+  CHECK(adder.commits() == 1);
+
+  // Nothing of them is in the file, and the Adder goes on.
+  const Job after = adder.add("after");
+  CHECK(after.data == jobsched::Payload("after"));
+  CHECK(adder.commits() == 2);
+  CHECK(query_int(holder.handle(), "SELECT count(*) FROM job") == 2);
+  CHECK(holder.get_job(first.id).has_value());
+  CHECK(holder.get_job(after.id).has_value());
 }
 
 TEST_CASE("every add an Adder returned survives its process being SIGKILLed", "[processes]") {

@@ -26,7 +26,8 @@ namespace jobsched {
 /// Adds jobs from many threads with group commit: each add returns once its job is
 /// committed (with Synchronous::full, on disk), and the adds of threads waiting at the same
 /// time share one commit, so that many threads reach many times the rate of one commit per
-/// add. One connection and one committing thread of its own.
+/// add. One connection and one committing thread of its own, which holds the write lock
+/// while it gathers a batch (at most 0.2 ms more than the inserts take).
 ///
 /// Thread safety: add() may be called from any number of threads at once.
 class Adder {
@@ -90,8 +91,11 @@ class Adder {
     std::promise<Job> added;
   };
 
-  // The committing thread: takes every add waiting, commits them in one add_jobs, answers
-  // each; meanwhile the next adds wait, to share the next commit.
+  // The committing thread: opens a transaction, inserts every add waiting, and goes on
+  // inserting adds as they come until the batch is as big as the last one (their threads,
+  // answered by the last commit, come back one by one) or a moment (far less than a commit)
+  // has passed; then commits them together and answers each. Inserting while the threads
+  // come back, rather than after they all did, keeps their return off the commit's path.
   void run() {
     std::size_t last_batch = 1;
     std::unique_lock<std::mutex> lock(mutex_);
@@ -99,21 +103,28 @@ class Adder {
       changed_.wait(lock, [&] { return !pending_.empty() || stopping_; });
       if (pending_.empty())
         return;  // stopping, nothing left
-      // The threads answered by the last commit come back one by one: wait a moment (far
-      // less than a commit) for as many as that commit carried, so that they share the next.
-      changed_.wait_for(lock, std::chrono::microseconds(200),
-                        [&] { return pending_.size() >= last_batch || stopping_; });
-      last_batch = pending_.size();
       std::vector<Pending> batch;
-      batch.swap(pending_);
       lock.unlock();
-      std::vector<NewJob> jobs;
-      jobs.reserve(batch.size());
-      for (Pending& pending : batch)
-        jobs.push_back(std::move(pending.job));
       try {
-        std::vector<std::exception_ptr> refused(jobs.size());
-        std::vector<Job> added = add_all(std::move(jobs), refused);
+        std::vector<Job> added;
+        std::vector<std::exception_ptr> refused;
+        Transaction transaction = scheduler_.transaction();
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+        lock.lock();
+        for (;;) {
+          const std::size_t from = batch.size();
+          for (Pending& pending : pending_)
+            batch.push_back(std::move(pending));
+          pending_.clear();
+          lock.unlock();
+          insert(batch, from, added, refused);
+          lock.lock();
+          if (batch.size() >= last_batch || stopping_ ||
+              !changed_.wait_until(lock, give_up, [&] { return !pending_.empty() || stopping_; }))
+            break;
+        }
+        lock.unlock();
+        transaction.commit();
         {
           // Counted before any add returns, so that its caller sees its own commit counted.
           const std::lock_guard<std::mutex> counting(mutex_);
@@ -125,17 +136,36 @@ class Adder {
           else
             batch[i].added.set_value(std::move(added[i]));
         }
-        lock.lock();
       } catch (...) {
+        // Rolled back: every add of the batch fails with the error, none is added.
+        if (lock.owns_lock())
+          lock.unlock();
         const std::exception_ptr error = std::current_exception();
         for (Pending& pending : batch)
           pending.added.set_exception(error);
-        lock.lock();
       }
+      last_batch = std::max<std::size_t>(batch.size(), 1);
+      lock.lock();
     }
   }
 
-  // The batch in one commit. When a unique key's conflict may throw (OnConflict::fail or
+  // Inserts the jobs of batch[from...] in the open transaction, adding what each became to
+  // `added` and `refused`.
+  void insert(std::vector<Pending>& batch, std::size_t from, std::vector<Job>& added,
+              std::vector<std::exception_ptr>& refused) {
+    std::vector<NewJob> jobs;
+    jobs.reserve(batch.size() - from);
+    for (std::size_t i = from; i < batch.size(); ++i)
+      jobs.push_back(std::move(batch[i].job));
+    std::vector<std::exception_ptr> these(jobs.size());
+    std::vector<Job> stored = add_all(std::move(jobs), these);
+    for (std::size_t i = 0; i < stored.size(); ++i) {
+      added.push_back(std::move(stored[i]));
+      refused.push_back(std::move(these[i]));
+    }
+  }
+
+  // The jobs, in the transaction open. When a unique key's conflict may throw (OnConflict::fail or
   // replace), each add goes in a savepoint of its own, so that a conflict refuses that add
   // alone (its error in `refused`).
   std::vector<Job> add_all(std::vector<NewJob> jobs, std::vector<std::exception_ptr>& refused) {

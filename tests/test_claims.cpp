@@ -929,7 +929,7 @@ void write_old_file(const std::string& path, int version) {
 
 }  // namespace
 
-TEST_CASE("opening a version 2 or 3 file migrates it; its locks stay locked, never claimed") {
+TEST_CASE("opening a version 2 or 3 file migrates it, its locks stay locked, never claimed") {
   const int version = GENERATE(2, 3);
   INFO("version " << version);
   TempFile file("claims-lineage");
@@ -943,7 +943,6 @@ TEST_CASE("opening a version 2 or 3 file migrates it; its locks stay locked, nev
   CHECK(scheduler.migrated_from() == std::optional<int>(version));
   CHECK(query_int(scheduler.handle(), "SELECT value FROM job_schema WHERE key = 'version'") ==
         jobsched::current_schema_version);
-  CHECK(jobsched::current_schema_version == 4);
 
   // Every old job: no attempts, no lease, no failure, default priority and queue.
   for (std::int64_t id = 1; id <= 5; ++id) {

@@ -138,7 +138,7 @@ TEST_CASE("failed attempts are retrying until the last, which is failed, with th
   CHECK(f.recorder.events[3].ran->count() == 3.0);
 }
 
-TEST_CASE("a stale claim's settle or extend is a lost lease; cancel, snooze and release say so",
+TEST_CASE("a stale claim's settle or extend is a lost lease, cancel, snooze and release say so",
           "[events]") {
   Fixture f("events-lost", GENERATE(true, false));
   Scheduler& scheduler = *f.scheduler;
@@ -278,7 +278,7 @@ TEST_CASE("a Worker's connections report every claim and completion", "[events][
   CHECK(completions == 20);
 }
 
-TEST_CASE("adds make an event per job added, none for a unique key found; retry_job too",
+TEST_CASE("adds make an event per job added, none for a unique key found, retry_job too",
           "[events]") {
   Fixture f("events-add", GENERATE(true, false));
   Scheduler& scheduler = *f.scheduler;

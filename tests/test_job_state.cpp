@@ -183,7 +183,7 @@ TEST_CASE("complete_job completes a job whatever its state, a failed one include
   CHECK(f.scheduler.failed_jobs(at(kT + 60)).empty());
 }
 
-TEST_CASE("a lease that runs out with attempts left frees the job; its claim may still settle") {
+TEST_CASE("a lease that runs out with attempts left frees the job, its claim may still settle") {
   Fixture f(GENERATE(as<std::string>{}, "file", "memory"), 3);
   const Job job = f.scheduler.add_job("j", starting(kT - 1));
   const auto claimed = f.scheduler.claim_next_job(Seconds{30}, at(kT));

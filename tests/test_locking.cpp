@@ -54,7 +54,7 @@ TEST_CASE("a locked job is not next but still counts as pending") {
   CHECK(scheduler.next_job(at(5.0))->id == first.id);
 }
 
-TEST_CASE("lock_job says whether it locked; unlock_job whether the job exists, as the successor") {
+TEST_CASE("lock_job says whether it locked, unlock_job whether the job exists, as the successor") {
   PinnedClock clock;
   auto scheduler = Scheduler::open(":memory:", clock.options());
   const Job pending = scheduler.add_job("p", starting(0));

@@ -175,7 +175,7 @@ TEST_CASE("a claim naming queues takes only from those queues") {
   CHECK(f.scheduler.claim_next_job(Seconds{60})->job.id == plain);
 }
 
-TEST_CASE("\"\" is the default queue, and a queue's name is matched exactly") {
+TEST_CASE("the empty name is the default queue, and a queue's name is matched exactly") {
   Fixture f(GENERATE(as<std::string>{}, "file", "memory"));
   const auto plain = f.scheduler.add_job("plain", job(kT - 1)).id;
   const auto spaced = f.scheduler.add_job("spaced", job(kT - 2, 0, " ")).id;

@@ -152,7 +152,7 @@ std::vector<std::pair<std::string, std::function<void(Scheduler&)>>> write_calls
 // ---- Refused at open -------------------------------------------------------------------------
 
 TEST_CASE(
-    "a read-only file is refused at open with ReadOnlyError naming it; nothing is left "
+    "a read-only file is refused at open with ReadOnlyError naming it, nothing is left "
     "beside it") {
   OpenDirectory directory;
   const std::string path = directory.file("jobs.db");

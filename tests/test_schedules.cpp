@@ -225,7 +225,7 @@ TEST_CASE("a late job knows the time it was due", "[schedules]") {
   CHECK(seconds(claimed[2].job.starts_at) == kT + 35);
 }
 
-TEST_CASE("the clock stepping back never makes a firing twice; a step forward is a misfire",
+TEST_CASE("the clock stepping back never makes a firing twice, a step forward is a misfire",
           "[schedules]") {
   TempFile file("schedule-clock");
   auto scheduler = Scheduler::open(file.path());
@@ -251,7 +251,7 @@ TEST_CASE("the clock stepping back never makes a firing twice; a step forward is
   CHECK(*fired.rbegin() == kT + 3600 + 86400);
 }
 
-TEST_CASE("declaring the same schedule again writes nothing; a change makes its firing again",
+TEST_CASE("declaring the same schedule again writes nothing, a change makes its firing again",
           "[schedules]") {
   TempFile file("schedule-redeclare");
   auto scheduler = Scheduler::open(file.path());
@@ -343,7 +343,7 @@ TEST_CASE("a schedule resumed with the clock set back never makes a firing again
   CHECK(seconds(*scheduler.get_schedule("tick")->next_fire) == kT + 20);
 }
 
-TEST_CASE("a paused schedule makes no firings; resumed, it goes on from now", "[schedules]") {
+TEST_CASE("a paused schedule makes no firings, resumed, it goes on from now", "[schedules]") {
   TempFile file("schedule-pause");
   auto scheduler = Scheduler::open(file.path());
   scheduler.put_schedule("tick", Rule::every(Seconds{10}), with_misfire(Misfire::catch_up), at(kT));

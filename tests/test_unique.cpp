@@ -201,7 +201,7 @@ TEST_CASE("replace of a claimed or locked holder throws UniqueConflictError, cha
   CHECK(db.scheduler.add_job(Payload("new"), keyed("k")) == held);
 }
 
-TEST_CASE("replace moves a start before the holder's creation to it; an expiry before it is "
+TEST_CASE("replace moves a start before the holder's creation to it, an expiry before it is "
           "refused, changing nothing",
           "[unique]") {
   Db db("memory");

@@ -258,6 +258,42 @@ TEST_CASE("a throwing handler fails the job with its message, and it is retried"
   CHECK(worker.stale() == 0);
 }
 
+TEST_CASE("a job its handler failed or snoozed runs again after the delay, not the lease") {
+  // One worker alone on the file, with a long lease: nothing but its own commit of the
+  // failure (then of the snooze) tells its claiming thread that the job is due again soon.
+  TempFile file("worker-retry-soon");
+  WorkerOptions options = fast_options();
+  options.lease = Seconds{60};
+  options.scheduler.retry.max_attempts = 3;
+  options.scheduler.retry.initial_backoff = Seconds{0.05};
+  options.scheduler.retry.jitter = 0.0;
+  auto scheduler = Scheduler::open(file.path(), options.scheduler);
+  const Job job = scheduler.add_job("again");
+
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  const auto start = std::chrono::steady_clock::now();
+  Worker worker(
+      file.path(),
+      [calls](const Job&, jobsched::JobContext& context) {
+        const int call = ++*calls;
+        if (call == 1)
+          throw std::runtime_error("first try fails");
+        if (call == 2)
+          context.snooze(Seconds{0.05});
+      },
+      options);
+  REQUIRE(eventually([&] { return worker.completed() == 1; }, 10s));
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  worker.stop();
+  CHECK(calls->load() == 3);
+  CHECK(worker.failed() == 1);
+  CHECK(worker.snoozed() == 1);
+  CHECK(scheduler.get_job(job.id)->is_completed());
+  // The lease is 60 s: without a wake-up the second run would wait for it to end.
+  CHECK(took < 5.0 * jobsched_test::time_scale());
+}
+
 TEST_CASE("a long handler keeps its lease alive with the heartbeat") {
   TempFile file("worker-heartbeat");
   auto scheduler = Scheduler::open(file.path());

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Drain throughput: P worker processes with T threads each empty a file of N due jobs,
 // with jobsched's Worker or with hand-written C API threads (bench/baseline.hpp) that claim
-// and complete until nothing is left.
+// and complete until nothing is left; or ("batches") one thread per process calling
+// claim_jobs(256) and complete_all in turn, the calls alone without a Worker around them:
+// the most a Worker's threads could get from them.
 // Usage: bench_drain [processes=1] [threads=4] [jobs=20000] [synchronous=normal|full]
-//                    [implementation=jobsched|sqlite]
+//                    [implementation=jobsched|sqlite|batches]
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -54,6 +56,22 @@ void drain_with_worker(const std::string& path, int threads, const jobsched::Opt
   worker.stop();
 }
 
+// One process of the calls alone: claim a batch, complete it, until nothing is due.
+void drain_by_batches(const std::string& path, const jobsched::Options& options) {
+  auto scheduler = jobsched::Scheduler::open(path, options);
+  for (;;) {
+    const std::vector<jobsched::ClaimedJob> claimed =
+        scheduler.claim_jobs(256, jobsched::Seconds{60});
+    if (claimed.empty())
+      return;
+    std::vector<jobsched::Claim> claims;
+    claims.reserve(claimed.size());
+    for (const jobsched::ClaimedJob& job : claimed)
+      claims.push_back(job.claim);
+    scheduler.complete_all(claims);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,7 +79,14 @@ int main(int argc, char** argv) {
   const int threads = argc > 2 ? std::atoi(argv[2]) : 4;
   const int jobs = argc > 3 ? std::atoi(argv[3]) : 20000;
   const bool full = argc > 4 && std::string(argv[4]) == "full";
-  const bool by_hand = argc > 5 && std::string(argv[5]) == "sqlite";
+  const std::string implementation = argc > 5 ? argv[5] : "jobsched";
+  const bool by_hand = implementation == "sqlite";
+  const bool by_batches = implementation == "batches";
+  if (!by_hand && !by_batches && implementation != "jobsched") {
+    std::fprintf(stderr, "bench_drain: implementation must be jobsched, sqlite or batches, got '%s'\n",
+                 implementation.c_str());
+    return 2;
+  }
   const std::string path = "bench-drain-" + std::to_string(::getpid()) + ".db";
 
   jobsched::Options options;
@@ -100,6 +125,8 @@ int main(int argc, char** argv) {
     if (pid == 0) {
       if (by_hand) {
         drain_by_hand(path, threads, full);
+      } else if (by_batches) {
+        drain_by_batches(path, options);
       } else {
         drain_with_worker(path, threads, options);
       }
@@ -123,7 +150,7 @@ int main(int argc, char** argv) {
   std::printf(
       "drain: %s, %d process(es) x %d thread(s), %d jobs, synchronous=%s: %.2f s, %.0f jobs/s"
       " (%lld left)\n",
-      by_hand ? "sqlite" : "jobsched", processes, threads, jobs, full ? "full" : "normal", seconds,
+      implementation.c_str(), processes, by_batches ? 1 : threads, jobs, full ? "full" : "normal", seconds,
       jobs / seconds, left);
   for (const char* suffix : {"", "-wal", "-shm"})
     std::remove((path + suffix).c_str());

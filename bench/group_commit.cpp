@@ -2,7 +2,9 @@
 // Durable adds from many threads (synchronous=FULL): each thread adding through its own
 // scheduler, one commit (one fdatasync) per add, against every thread adding through one
 // Adder, whose adds waiting together share a commit. Each add returns once its job is on
-// disk in both.
+// disk in both. And the most any group commit of that many threads can do on this disk:
+// one thread whose every commit carries `threads` adds (add_jobs), with no thread to wait
+// for.
 // Usage: bench_group_commit [threads=8] [adds per thread=200]
 
 #include <jobsched/jobsched.hpp>
@@ -65,9 +67,25 @@ int main(int argc, char** argv) {
   }
   remove_file(path);
 
+  double batched = 0;
+  {
+    auto scheduler = jobsched::Scheduler::open(path, options);
+    batched = run_threads(1, [&](int) {
+      for (int i = 0; i < each; ++i) {
+        std::vector<jobsched::NewJob> jobs(static_cast<std::size_t>(threads),
+                                           jobsched::NewJob{jobsched::Payload("x"), {}});
+        scheduler.add_jobs(std::move(jobs));
+      }
+    });
+  }
+  remove_file(path);
+
   std::printf("group commit, %d threads x %d adds, synchronous=full: one commit per add %.0f"
               " adds/s; one Adder %.0f adds/s (%lld commits); %.1fx\n",
               threads, each, total / alone, total / shared, static_cast<long long>(commits),
               alone / shared);
+  std::printf("the ceiling: one thread, add_jobs of %d per commit, %d commits: %.0f adds/s; %.1fx"
+              " one commit per add\n",
+              threads, each, total / batched, alone / batched);
   return 0;
 }

@@ -103,17 +103,26 @@ def drain_table(path):
         "Worker processes empty a file of due jobs (`bench_drain`): jobsched's `Worker` (claims "
         "in batches for its free threads, commits results together), or threads that claim "
         "and complete one job per transaction by hand with SQLite's own busy timeout "
-        "(`bench/baseline.hpp`, on the one-table schema its SQL fits). Empty handlers.",
+        "(`bench/baseline.hpp`, on the one-table schema its SQL fits). Empty handlers. "
+        "The last columns are the calls alone, without a Worker: one thread calling "
+        "`claim_jobs(256)` and `complete_all` in turn (`bench_drain 1 1 N SYNC batches`), "
+        "the most the Worker's threads could get from them.",
         "",
-        "| synchronous | processes × threads | jobsched | hand-written, one at a time | jobsched ÷ hand-written |",
-        "|---|---|---:|---:|---:|",
+        "| synchronous | processes × threads | jobsched | hand-written, one at a time "
+        "| jobsched ÷ hand-written | the calls alone, one thread | the calls alone ÷ hand-written |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for (synchronous, processes, threads), by in sorted(rates.items(), key=lambda item: (item[0][0] != "normal", item[0][1:])):
+    rows = [key for key, by in rates.items() if "jobsched" in by or "sqlite" in by]
+    for synchronous, processes, threads in sorted(rows, key=lambda key: (key[0] != "normal", key[1:])):
+        by = rates[(synchronous, processes, threads)]
         ours, base = by.get("jobsched"), by.get("sqlite")
+        alone = rates.get((synchronous, processes, 1), {}).get("batches")
         ratio = f"{ours / base:.1f}×" if ours and base else "–"
+        alone_ratio = f"{alone / base:.1f}×" if alone and base else "–"
         lines.append(
             f"| {synchronous.upper()} | {processes} × {threads} | {ours or 0:,} jobs/s | "
-            f"{base or 0:,} jobs/s | {ratio} |"
+            f"{base or 0:,} jobs/s | {ratio} | "
+            f"{f'{alone:,} jobs/s' if alone else '–'} | {alone_ratio} |"
         )
     return lines + [""]
 

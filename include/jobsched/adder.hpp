@@ -8,6 +8,7 @@
 #include <exception>
 #include <future>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <utility>
@@ -142,10 +143,39 @@ class Adder {
           lock.unlock();
         const std::exception_ptr error = std::current_exception();
         for (Pending& pending : batch)
-          pending.added.set_exception(error);
+          pending.added.set_exception(copy_of(error));
       }
       last_batch = std::max<std::size_t>(batch.size(), 1);
       lock.lock();
+    }
+  }
+
+  // A copy of the error for each add it fails, so that callers in different threads never
+  // share (and free) one exception object: its reference count is atomic, but ThreadSanitizer
+  // cannot see that inside an uninstrumented C++ runtime, and reports a race to users.
+  static std::exception_ptr copy_of(const std::exception_ptr& error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const UniqueConflictError& e) {
+      return std::make_exception_ptr(e);
+    } catch (const ConstraintError& e) {
+      return std::make_exception_ptr(e);
+    } catch (const ReadOnlyError& e) {
+      return std::make_exception_ptr(e);
+    } catch (const IoError& e) {
+      return std::make_exception_ptr(e);
+    } catch (const BusyError& e) {
+      return std::make_exception_ptr(e);
+    } catch (const SchemaError& e) {
+      return std::make_exception_ptr(e);
+    } catch (const InvalidArgumentError& e) {
+      return std::make_exception_ptr(e);
+    } catch (const Error& e) {
+      return std::make_exception_ptr(e);
+    } catch (const std::bad_alloc& e) {
+      return std::make_exception_ptr(e);
+    } catch (...) {
+      return error;  // of a type we cannot copy: shared
     }
   }
 

@@ -443,7 +443,16 @@ TEST_CASE("the Adder and JobContext follow-ups honour unique keys", "[unique]") 
     jobsched::Adder adder(file.path());
     const Job first = adder.add(Payload("a"), keyed("k"));
     CHECK(adder.add(Payload("b"), keyed("k")).id == first.id);
-    CHECK_THROWS_AS(adder.add(Payload("b"), keyed("k", OnConflict::fail)), UniqueConflictError);
+    // The error reaches the caller's thread with its key, holder, codes and message.
+    try {
+      adder.add(Payload("b"), keyed("k", OnConflict::fail));
+      FAIL("a second job under key 'k' was added");
+    } catch (const UniqueConflictError& error) {
+      CHECK(error.key() == "k");
+      CHECK(error.existing_id() == first.id);
+      CHECK(error.extended_code() == SQLITE_CONSTRAINT_UNIQUE);
+      CHECK(std::string(error.what()).find("'k'") != std::string::npos);
+    }
     // A conflict fails only its own add, even when others share its commit.
     CHECK(adder.add(Payload("c"), keyed("k2")).id != first.id);
     std::atomic<int> refused{0};

@@ -5,15 +5,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <exception>
-#include <future>
 #include <mutex>
-#include <new>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "detail/error_record.hpp"
 #include "detail/new_job.hpp"
 #include "error.hpp"
 #include "job.hpp"
@@ -68,16 +67,22 @@ class Adder {
     if (!options.created_at)
       options.created_at = scheduler_.now();
     detail::checked_new_job(data, options, *options.created_at);
-    std::future<Job> added;
+    Pending pending{NewJob{std::move(data), std::move(options)}, {}, {}, false};
     {
       const std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_)
         detail::throw_invalid("the Adder is stopping; it takes no more jobs");
-      pending_.push_back(Pending{NewJob{std::move(data), std::move(options)}, {}});
-      added = pending_.back().added.get_future();
+      pending_.push_back(&pending);
     }
     changed_.notify_one();
-    return added.get();
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      answered_.wait(lock, [&] { return pending.answered; });
+    }
+    // Thrown afresh in this thread, from values: no exception object is shared with another.
+    if (pending.error)
+      pending.error->raise();
+    return std::move(*pending.added);
   }
 
   /// How many transactions it committed so far (each carried one add or more).
@@ -87,9 +92,12 @@ class Adder {
   }
 
  private:
+  // An add waiting for its commit, on its caller's stack until answered.
   struct Pending {
     NewJob job;
-    std::promise<Job> added;
+    std::optional<Job> added;                 // guarded by mutex_, with answered
+    std::optional<detail::ErrorRecord> error;  // guarded by mutex_, with answered
+    bool answered = false;                     // guarded by mutex_
   };
 
   // The committing thread: opens a transaction, inserts every add waiting, and goes on
@@ -104,18 +112,17 @@ class Adder {
       changed_.wait(lock, [&] { return !pending_.empty() || stopping_; });
       if (pending_.empty())
         return;  // stopping, nothing left
-      std::vector<Pending> batch;
+      std::vector<Pending*> batch;
       lock.unlock();
       try {
         std::vector<Job> added;
-        std::vector<std::exception_ptr> refused;
+        std::vector<std::optional<detail::ErrorRecord>> refused;
         Transaction transaction = scheduler_.transaction();
         const auto give_up = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
         lock.lock();
         for (;;) {
           const std::size_t from = batch.size();
-          for (Pending& pending : pending_)
-            batch.push_back(std::move(pending));
+          batch.insert(batch.end(), pending_.begin(), pending_.end());
           pending_.clear();
           lock.unlock();
           insert(batch, from, added, refused);
@@ -126,68 +133,40 @@ class Adder {
         }
         lock.unlock();
         transaction.commit();
-        {
-          // Counted before any add returns, so that its caller sees its own commit counted.
-          const std::lock_guard<std::mutex> counting(mutex_);
-          ++commits_;
-        }
+        lock.lock();
+        // Counted before any add returns, so that its caller sees its own commit counted.
+        ++commits_;
         for (std::size_t i = 0; i < batch.size(); ++i) {
           if (refused[i])
-            batch[i].added.set_exception(refused[i]);
+            batch[i]->error = std::move(refused[i]);
           else
-            batch[i].added.set_value(std::move(added[i]));
+            batch[i]->added = std::move(added[i]);
+          batch[i]->answered = true;
         }
       } catch (...) {
         // Rolled back: every add of the batch fails with the error, none is added.
-        if (lock.owns_lock())
-          lock.unlock();
-        const std::exception_ptr error = std::current_exception();
-        for (Pending& pending : batch)
-          pending.added.set_exception(copy_of(error));
+        const detail::ErrorRecord error = detail::ErrorRecord::current();
+        if (!lock.owns_lock())
+          lock.lock();
+        for (Pending* pending : batch) {
+          pending->error = error;
+          pending->answered = true;
+        }
       }
+      answered_.notify_all();
       last_batch = std::max<std::size_t>(batch.size(), 1);
-      lock.lock();
-    }
-  }
-
-  // A copy of the error for each add it fails, so that callers in different threads never
-  // share (and free) one exception object: its reference count is atomic, but ThreadSanitizer
-  // cannot see that inside an uninstrumented C++ runtime, and reports a race to users.
-  static std::exception_ptr copy_of(const std::exception_ptr& error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const UniqueConflictError& e) {
-      return std::make_exception_ptr(e);
-    } catch (const ConstraintError& e) {
-      return std::make_exception_ptr(e);
-    } catch (const ReadOnlyError& e) {
-      return std::make_exception_ptr(e);
-    } catch (const IoError& e) {
-      return std::make_exception_ptr(e);
-    } catch (const BusyError& e) {
-      return std::make_exception_ptr(e);
-    } catch (const SchemaError& e) {
-      return std::make_exception_ptr(e);
-    } catch (const InvalidArgumentError& e) {
-      return std::make_exception_ptr(e);
-    } catch (const Error& e) {
-      return std::make_exception_ptr(e);
-    } catch (const std::bad_alloc& e) {
-      return std::make_exception_ptr(e);
-    } catch (...) {
-      return error;  // of a type we cannot copy: shared
     }
   }
 
   // Inserts the jobs of batch[from...] in the open transaction, adding what each became to
   // `added` and `refused`.
-  void insert(std::vector<Pending>& batch, std::size_t from, std::vector<Job>& added,
-              std::vector<std::exception_ptr>& refused) {
+  void insert(std::vector<Pending*>& batch, std::size_t from, std::vector<Job>& added,
+              std::vector<std::optional<detail::ErrorRecord>>& refused) {
     std::vector<NewJob> jobs;
     jobs.reserve(batch.size() - from);
     for (std::size_t i = from; i < batch.size(); ++i)
-      jobs.push_back(std::move(batch[i].job));
-    std::vector<std::exception_ptr> these(jobs.size());
+      jobs.push_back(std::move(batch[i]->job));
+    std::vector<std::optional<detail::ErrorRecord>> these(jobs.size());
     std::vector<Job> stored = add_all(std::move(jobs), these);
     for (std::size_t i = 0; i < stored.size(); ++i) {
       added.push_back(std::move(stored[i]));
@@ -198,7 +177,8 @@ class Adder {
   // The jobs, in the transaction open. When a unique key's conflict may throw (OnConflict::fail or
   // replace), each add goes in a savepoint of its own, so that a conflict refuses that add
   // alone (its error in `refused`).
-  std::vector<Job> add_all(std::vector<NewJob> jobs, std::vector<std::exception_ptr>& refused) {
+  std::vector<Job> add_all(std::vector<NewJob> jobs,
+                           std::vector<std::optional<detail::ErrorRecord>>& refused) {
     const bool may_conflict = std::any_of(jobs.begin(), jobs.end(), [](const NewJob& job) {
       return job.options.unique && job.options.unique->on_conflict != OnConflict::return_existing;
     });
@@ -210,7 +190,7 @@ class Adder {
       try {
         added[i] = scheduler_.add_job(std::move(jobs[i].data), jobs[i].options);
       } catch (const UniqueConflictError&) {
-        refused[i] = std::current_exception();
+        refused[i] = detail::ErrorRecord::current();
       }
     }
     transaction.commit();
@@ -219,8 +199,9 @@ class Adder {
 
   Scheduler scheduler_;  // used by the committing thread only, and now() by add()
   mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<Pending> pending_;  // guarded by mutex_
+  std::condition_variable changed_;   // for the committing thread
+  std::condition_variable answered_;  // for the callers of add()
+  std::vector<Pending*> pending_;     // guarded by mutex_
   std::int64_t commits_ = 0;      // guarded by mutex_
   bool stopping_ = false;         // guarded by mutex_
   std::thread committer_;

@@ -116,7 +116,7 @@ struct WorkerState final : ContextLink {
       const std::lock_guard<std::mutex> lock(mutex);
       beat_requested = true;
     }
-    changed.notify_all();
+    beat.notify_one();
   }
   TimePoint clock_now() const override {
     return options.scheduler.clock ? options.scheduler.clock() : system_now();
@@ -133,8 +133,16 @@ struct WorkerState final : ContextLink {
       const std::lock_guard<std::mutex> lock(mutex);
       stopping.store(true, std::memory_order_release);
     }
-    changed.notify_all();
+    notify_everyone();
     WakeHub::instance().wake_all();
+  }
+
+  void notify_everyone() {
+    work.notify_all();
+    room_made.notify_all();
+    results.notify_all();
+    beat.notify_all();
+    changed.notify_all();
   }
 
   // How many more jobs the claiming thread may take now (under mutex): one for each idle
@@ -148,7 +156,11 @@ struct WorkerState final : ContextLink {
                        tenth_of_lease / handler_seconds * options.threads);
     }
     const std::size_t wanted = idle_threads + static_cast<std::size_t>(std::max(0.0, ahead));
-    return wanted > ready.size() ? wanted - ready.size() : 0;
+    // None until the jobs waiting fall to half of that, so that claims come in batches and
+    // not one small transaction for each job a handler starts.
+    if (ready.size() > wanted / 2)
+      return 0;
+    return wanted - ready.size();
   }
 
   const Handler handler;
@@ -168,8 +180,15 @@ struct WorkerState final : ContextLink {
   std::atomic<std::int64_t> stale{0};
   std::atomic<std::int64_t> snoozed{0};
 
+  // One mutex, and a condition variable for each kind of waiter, so that a handler starting
+  // or finishing a job wakes only the thread that has something to do about it (waking all
+  // of them for each job cost a quarter of a drain's time in the kernel).
   mutable std::mutex mutex;
-  mutable std::condition_variable changed;
+  std::condition_variable work;       // handler threads: a job ready, or stop
+  std::condition_variable room_made;  // the claiming thread: room() above 0, or stop
+  std::condition_variable results;    // the committing thread: results to commit, or stop
+  std::condition_variable beat;       // the heartbeat: a beat asked for, or stop
+  mutable std::condition_variable changed;  // the rest: claims lost, threads gone, stop
   std::deque<Ready> ready;        // guarded by mutex
   std::vector<Slot> slots;        // guarded by mutex, one per handler thread
   std::vector<Outcome> finished;  // guarded by mutex
@@ -341,10 +360,10 @@ inline void committer_thread(const std::shared_ptr<WorkerState>& shared) {
   const auto batch = static_cast<std::size_t>(state.options.commit_batch);
   std::unique_lock<std::mutex> lock(state.mutex);
   for (;;) {
-    state.changed.wait(lock, [&] { return !state.finished.empty() || state.committer_stop; });
+    state.results.wait(lock, [&] { return !state.finished.empty() || state.committer_stop; });
     if (state.finished.empty())
       return;  // stopped, nothing left
-    state.changed.wait_until(lock, state.first_finished + state.options.commit_window, [&] {
+    state.results.wait_until(lock, state.first_finished + state.options.commit_window, [&] {
       return state.finished.size() >= batch || state.committer_stop;
     });
     std::vector<WorkerState::Outcome> outcomes;
@@ -402,8 +421,11 @@ inline void run_claimed(WorkerState& state, std::size_t index, const ClaimedJob&
   if (!outcome.error)
     JobContextAccess::take(context, outcome.snooze, outcome.result, outcome.follow_ups);
   state.finished.push_back(std::move(outcome));
+  // The committing thread waits for the first result, then for a full batch.
+  const std::size_t waiting = state.finished.size();
   lock.unlock();
-  state.changed.notify_all();
+  if (waiting == 1 || waiting == static_cast<std::size_t>(state.options.commit_batch))
+    state.results.notify_one();
 }
 
 // A handler thread: takes claimed jobs as they come and runs them, until stop.
@@ -413,8 +435,9 @@ inline void handler_thread(const std::shared_ptr<WorkerState>& shared, std::size
   for (;;) {
     std::unique_lock<std::mutex> lock(state.mutex);
     ++state.idle_threads;
-    state.changed.notify_all();  // room for the claiming thread
-    state.changed.wait(lock, [&] {
+    if (state.room() > 0)
+      state.room_made.notify_one();
+    state.work.wait(lock, [&] {
       return !state.ready.empty() || state.stopping.load(std::memory_order_acquire);
     });
     --state.idle_threads;
@@ -428,8 +451,10 @@ inline void handler_thread(const std::shared_ptr<WorkerState>& shared, std::size
       continue;
     }
     state.slots[index] = WorkerState::Slot{WorkerState::Phase::running, next.claimed.claim, false};
+    const bool room = state.room() > 0;  // for more ahead
     lock.unlock();
-    state.changed.notify_all();  // room for more ahead
+    if (room)
+      state.room_made.notify_one();
     run_claimed(state, index, next.claimed);
   }
 }
@@ -561,7 +586,7 @@ inline void claimer_thread(const std::shared_ptr<WorkerState>& shared) {
       const auto prune_at = state.options.prune
                                 ? state.next_prune
                                 : std::chrono::steady_clock::now() + std::chrono::hours(24);
-      if (!state.changed.wait_until(lock, prune_at, [&] {
+      if (!state.room_made.wait_until(lock, prune_at, [&] {
             return state.claimer_stop || state.stopping.load(std::memory_order_acquire) ||
                    state.room() > 0;
           }))
@@ -601,7 +626,10 @@ inline void claimer_thread(const std::shared_ptr<WorkerState>& shared) {
             released = true;
           }
         }
-        state.changed.notify_all();
+        if (claimed.size() == 1)
+          state.work.notify_one();
+        else
+          state.work.notify_all();
         if (released) {  // stop came while claiming: give the jobs back for others at once
           std::vector<Claim> claims;
           for (const ClaimedJob& job : claimed)
@@ -645,8 +673,8 @@ inline void heartbeat_thread(const std::shared_ptr<WorkerState>& shared) {
   std::vector<Held> held;
   std::unique_lock<std::mutex> lock(state.mutex);
   for (;;) {
-    if (state.changed.wait_for(lock, period,
-                               [&] { return state.heartbeat_stop || state.beat_requested; }) &&
+    if (state.beat.wait_for(lock, period,
+                            [&] { return state.heartbeat_stop || state.beat_requested; }) &&
         state.heartbeat_stop) {
       return;
     }
@@ -800,7 +828,7 @@ class Worker {
         state_->committer_stop = true;
         state_->heartbeat_stop = true;
       }
-      state_->changed.notify_all();
+      state_->notify_everyone();
       for (std::thread* thread : {&heartbeat_, &committer_, &claimer_}) {
         if (thread->joinable())
           thread->detach();
@@ -870,7 +898,7 @@ class Worker {
       const std::lock_guard<std::mutex> lock(state.mutex);
       state.committer_stop = true;
     }
-    state.changed.notify_all();
+    state.results.notify_all();
     if (committer_.joinable()) {
       committer_.join();  // commits what finished
     }
@@ -878,7 +906,7 @@ class Worker {
       const std::lock_guard<std::mutex> lock(state.mutex);
       state.heartbeat_stop = true;
     }
-    state.changed.notify_all();
+    state.beat.notify_all();
     if (heartbeat_.joinable()) {
       heartbeat_.join();
     }

@@ -123,6 +123,83 @@ TEST_CASE("add_jobs adds every job in one commit and returns each as stored") {
   CHECK(scheduler.count_pending_jobs() == 100);
 }
 
+// add_jobs inserts runs of jobs without a key many rows to a statement (sql::rows_per_insert);
+// lists longer than a statement, cut by keyed jobs at odd places, store each job as its own
+// add_job would: its id in list order, its values, its payload, and its state at the add.
+TEST_CASE("add_jobs stores long runs between keyed jobs as one add_job at a time would") {
+  const std::string where = GENERATE(as<std::string>{}, "file", "memory");
+  TempFile file("batches-runs");
+  Scheduler scheduler = Pinned::open(where == "file" ? file.path() : std::string(":memory:"));
+  scheduler.add_job("before");  // the list's ids follow on from 2
+  std::vector<NewJob> jobs;
+  std::vector<int> states;  // the state column each job should be stored in
+  for (int i = 0; i < 110; ++i) {
+    JobOptions options;
+    options.created_at = at(kT - 1000);
+    options.priority = i % 5 - 2;
+    options.queue = "q" + std::to_string(i % 3);
+    if (i % 4 == 0) {
+      options.starts_at = at(kT + 10 + i);  // not due yet
+      states.push_back(0);
+    } else if (i % 4 == 1) {
+      options.starts_at = at(kT - 50);
+      options.expires_at = at(kT - 10);  // expired before the add
+      states.push_back(5);
+    } else {
+      options.starts_at = at(kT - i);  // due
+      if (i % 8 == 2)
+        options.expires_at = at(kT + 3600);
+      states.push_back(1);
+    }
+    if (i % 7 == 3)
+      options.max_attempts = 1 + i % 4;
+    if (i % 9 == 4) {
+      options.initial_backoff = Seconds{1.5 + i};
+      options.max_backoff = Seconds{100.0 + i};
+    }
+    if (i == 40 || i == 41 || i == 75)
+      options.unique = jobsched::Unique{"key " + std::to_string(i)};
+    jobsched::Payload data("payload " + std::to_string(i));
+    if (i % 10 == 6)
+      data = jobsched::Payload();
+    else if (i % 10 == 7)
+      data = jobsched::Payload::integer(std::int64_t{i} * 1000);
+    else if (i % 10 == 9)
+      data = jobsched::Payload::text("text " + std::to_string(i));
+    else if (i % 10 == 8)
+      data = jobsched::Payload(std::string("\0x\0", 3) + std::to_string(i));
+    jobs.push_back(NewJob{data, options});
+  }
+  const std::vector<Job> added = scheduler.add_jobs(jobs);
+  REQUIRE(added.size() == jobs.size());
+  for (std::size_t i = 0; i < added.size(); ++i) {
+    CAPTURE(i);
+    CHECK(added[i].id == static_cast<std::int64_t>(i) + 2);
+    CHECK(added[i].data == jobs[i].data);
+    CHECK(added[i].priority == jobs[i].options.priority);
+    CHECK(added[i].queue == jobs[i].options.queue);
+    CHECK(added[i].starts_at == *jobs[i].options.starts_at);
+    CHECK(added[i].expires_at == jobs[i].options.expires_at);
+    CHECK(added[i].max_attempts == jobs[i].options.max_attempts);
+    CHECK(added[i].initial_backoff == jobs[i].options.initial_backoff);
+    CHECK(added[i].max_backoff == jobs[i].options.max_backoff);
+    const auto stored = scheduler.get_job(added[i].id);
+    REQUIRE(stored);
+    CHECK(*stored == added[i]);
+    CHECK(query_int(scheduler.handle(),
+                    "SELECT state FROM job WHERE id = " + std::to_string(added[i].id)) ==
+          states[i]);
+  }
+  CHECK(query_int(scheduler.handle(), "SELECT count(*) FROM job_payload") == 111);
+  const auto due = std::count(states.begin(), states.end(), 1);
+  const auto later = std::count(states.begin(), states.end(), 0);
+  CHECK(scheduler.count_pending_jobs() == 1 + due + later);
+  // The key holders hold their keys.
+  JobOptions again;
+  again.unique = jobsched::Unique{"key 75", jobsched::OnConflict::return_existing};
+  CHECK(scheduler.add_job("again", again).id == added[75].id);
+}
+
 TEST_CASE("add_jobs refuses a list with one bad job, naming its place, and adds none") {
   Pinned f;
   f.scheduler.add_job("before");

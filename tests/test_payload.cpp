@@ -407,6 +407,21 @@ TEST_CASE("a payload left by a job deleted by hand never shows in a new job unde
     CHECK(without_data.id == 2);
     CHECK(scheduler.get_job(1)->data == jobsched::Payload("new one"));
     CHECK(scheduler.get_job(2)->data.is_null());
+    // The same through add_jobs, whose jobs go in many to a statement.
+    for (int i = 0; i < 40; ++i)
+      scheduler.add_job(jobsched::Payload("old " + std::to_string(i)));
+    jobsched_test::exec_raw(scheduler.handle(),
+                            "DELETE FROM job; DELETE FROM sqlite_sequence WHERE name = 'job'");
+    std::vector<jobsched::NewJob> jobs(40);
+    for (std::size_t i = 0; i < jobs.size(); i += 2)
+      jobs[i].data = jobsched::Payload("new " + std::to_string(i));
+    const std::vector<jobsched::Job> added = scheduler.add_jobs(jobs);
+    REQUIRE(added.size() == 40);
+    for (std::size_t i = 0; i < added.size(); ++i) {
+      CAPTURE(i);
+      CHECK(added[i].id == static_cast<std::int64_t>(i) + 1);
+      CHECK(scheduler.get_job(added[i].id)->data == jobs[i].data);
+    }
   }
 }
 

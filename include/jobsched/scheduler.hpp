@@ -163,8 +163,13 @@ class Scheduler {
     std::optional<detail::UniqueBatch> keyed;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (!jobs[i].options.unique) {
-        added.push_back(insert_job(std::move(jobs[i].data), jobs[i].options, times[i], state_at));
-        inserted.push_back(true);
+        // The jobs without a key from here on, many to a statement.
+        std::size_t end = i + 1;
+        while (end < jobs.size() && !jobs[end].options.unique)
+          ++end;
+        detail::insert_jobs(db(), writes(), insert_many_, jobs, times, i, end, state_at, added);
+        inserted.resize(added.size(), true);
+        i = end - 1;
         continue;
       }
       if (!keyed)
@@ -1182,6 +1187,7 @@ class Scheduler {
   std::optional<detail::StatsStatements> stats_statements_;  // on first use
   detail::Retention retention_;  // Scheduler::prune, its statements prepared on first use
   std::optional<detail::UniqueStatements> unique_statements_;      // on first use
+  std::optional<detail::InsertManyStatements> insert_many_;        // on first use
 };
 
 }  // namespace jobsched

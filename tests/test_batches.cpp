@@ -222,14 +222,15 @@ TEST_CASE("add_jobs refuses a list with one bad job, naming its place, and adds 
 TEST_CASE("claim_jobs claims in one commit the jobs that claims one at a time would, in order") {
   Pinned one_by_one;
   Pinned batched;
-  one_by_one.scheduler.add_jobs(varied_jobs(60));
-  batched.scheduler.add_jobs(varied_jobs(60));
+  // More than one statement's worth (sql::rows_per_settle, 32), from either set.
+  one_by_one.scheduler.add_jobs(varied_jobs(100));
+  batched.scheduler.add_jobs(varied_jobs(100));
   const std::vector<std::string> named{"other"};
   const bool all = GENERATE(true, false);
   INFO((all ? "every queue" : "one queue"));
 
   std::vector<std::int64_t> expected;
-  for (int i = 0; i < 25; ++i) {
+  for (int i = 0; i < 40; ++i) {
     const auto claimed = all ? one_by_one.scheduler.claim_next_job(Seconds{30})
                              : one_by_one.scheduler.claim_next_job(Seconds{30}, named);
     REQUIRE(claimed);
@@ -238,11 +239,11 @@ TEST_CASE("claim_jobs claims in one commit the jobs that claims one at a time wo
   std::vector<ClaimedJob> claimed;
   {
     const Commits commits(batched.scheduler);
-    claimed = all ? batched.scheduler.claim_jobs(25, Seconds{30})
-                  : batched.scheduler.claim_jobs(25, Seconds{30}, named);
+    claimed = all ? batched.scheduler.claim_jobs(40, Seconds{30})
+                  : batched.scheduler.claim_jobs(40, Seconds{30}, named);
     CHECK(commits.count() == 1);
   }
-  REQUIRE(claimed.size() == 25);
+  REQUIRE(claimed.size() == 40);
   std::set<std::int64_t> tokens;
   for (std::size_t i = 0; i < claimed.size(); ++i) {
     CAPTURE(i);
@@ -251,13 +252,21 @@ TEST_CASE("claim_jobs claims in one commit the jobs that claims one at a time wo
     CHECK(claimed[i].claim.lease_until == at(kT + 30));
     CHECK(claimed[i].job.attempts == 1);
     CHECK(claimed[i].job.data == jobsched::Payload("job " + std::to_string(claimed[i].job.id - 1)));
+    // Stored as returned: the job as get_job reads it, with the claim's token.
+    const auto stored = batched.scheduler.get_job(claimed[i].job.id);
+    REQUIRE(stored);
+    CHECK(*stored == claimed[i].job);
+    CHECK(stored->locked_at == at(kT));
+    CHECK(query_int(batched.scheduler.handle(),
+                    "SELECT claim_token FROM job WHERE id = " +
+                        std::to_string(claimed[i].job.id)) == claimed[i].claim.token);
     tokens.insert(claimed[i].claim.token);
   }
   CHECK(tokens.size() == claimed.size());
   // Fewer left than asked for: all of them; then none.
   const auto rest = all ? batched.scheduler.claim_jobs(100, Seconds{30})
                         : batched.scheduler.claim_jobs(100, Seconds{30}, named);
-  CHECK(rest.size() == (all ? 35u : 5u));
+  CHECK(rest.size() == (all ? 60u : 10u));
   CHECK((all ? batched.scheduler.claim_jobs(5, Seconds{30})
              : batched.scheduler.claim_jobs(5, Seconds{30}, named))
             .empty());
@@ -279,6 +288,63 @@ TEST_CASE("claim_jobs refuses a limit of 0 and a bad lease, changing nothing") {
       [&] { f.scheduler.claim_jobs(2, Seconds{30}, std::vector<std::string>{}); }));
   CHECK(query_int(f.scheduler.handle(), "SELECT total_changes()") == changes);
   CHECK(f.scheduler.count_pending_jobs() == 3);
+}
+
+// complete_all completes many claims to a statement (sql::rows_per_settle); stale ones among
+// them, on either side of a statement's bounds, are refused alone, as complete refuses them.
+TEST_CASE("complete_all of many claims answers and stores each as complete alone would") {
+  const std::string where = GENERATE(as<std::string>{}, "file", "memory");
+  TempFile one_file("batches-complete-one");
+  TempFile all_file("batches-complete-all");
+  Scheduler one = Pinned::open(where == "file" ? one_file.path() : std::string(":memory:"));
+  Scheduler all = Pinned::open(where == "file" ? all_file.path() : std::string(":memory:"));
+  // The same jobs and claims on both: 80 on a 30 s lease, then 10 on their last attempt on
+  // a 5 s lease, which runs out before they are completed (their jobs are abandoned).
+  const auto claims_on = [](Scheduler& scheduler) {
+    std::vector<NewJob> jobs = varied_jobs(90);
+    for (std::size_t i = 80; i < jobs.size(); ++i) {
+      jobs[i].options.max_attempts = 1;
+      jobs[i].options.priority = -1;  // claimed after the others
+    }
+    scheduler.add_jobs(jobs);
+    std::vector<Claim> claims;
+    for (const ClaimedJob& job : scheduler.claim_jobs(80, Seconds{30}))
+      claims.push_back(job.claim);
+    for (const ClaimedJob& job : scheduler.claim_jobs(10, Seconds{5}))
+      claims.push_back(job.claim);
+    REQUIRE(claims.size() == 90);
+    claims[5].token ^= 1;                      // a wrong token
+    REQUIRE(scheduler.complete(claims[33]));   // completed already
+    REQUIRE(scheduler.release(claims[40]));    // released, then claimed by another
+    const auto again = scheduler.claim_jobs(1, Seconds{30});
+    REQUIRE(again.size() == 1);
+    REQUIRE(again[0].job.id == claims[40].job_id);
+    return claims;
+  };
+  const std::vector<Claim> one_claims = claims_on(one);
+  const std::vector<Claim> all_claims = claims_on(all);
+  const jobsched::TimePoint later = at(kT + 10);
+  std::vector<bool> alone;
+  for (const Claim& claim : one_claims)
+    alone.push_back(one.complete(claim, later));
+  std::vector<bool> together;
+  {
+    const Commits commits(all);
+    together = all.complete_all(all_claims, later);
+    CHECK(commits.count() == 1);
+  }
+  CHECK(together == alone);
+  for (std::size_t i = 0; i < alone.size(); ++i) {
+    CAPTURE(i);
+    CHECK(alone[i] == !(i == 5 || i == 33 || i == 40 || i >= 80));
+  }
+  for (std::int64_t id = 1; id <= 90; ++id) {
+    CAPTURE(id);
+    CHECK(*all.get_job(id) == *one.get_job(id));
+    CHECK(query_int(all.handle(), "SELECT state FROM job WHERE id = " + std::to_string(id)) ==
+          query_int(one.handle(), "SELECT state FROM job WHERE id = " + std::to_string(id)));
+  }
+  CHECK(all.count_pending_jobs(later) == one.count_pending_jobs(later));
 }
 
 TEST_CASE("complete_all, fail_all and release_all settle each claim as alone, in one commit") {

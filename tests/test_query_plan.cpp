@@ -311,9 +311,37 @@ std::vector<Expected> listing_and_stats_statements() {
   return all;
 }
 
+/// The statements that claim and complete many jobs at once (sql::rows_per_settle): each job
+/// found by id. Their batch's values are at ?21 on.
+std::vector<Expected> many_row_statements() {
+  namespace sql = jobsched::detail::sql;
+  static const std::string claim_jobs = sql::claim_jobs(sql::rows_per_settle);
+  static const std::string select_claimed_jobs = sql::select_claimed_jobs(sql::rows_per_settle);
+  static const std::string select_held = sql::select_held(sql::rows_per_settle);
+  static const std::string complete_claims = sql::complete_claims(sql::rows_per_settle);
+  std::vector<Param> ids(19);        // ?2 to ?20
+  ids[1] = real(kNow + 30);          // ?3, a claim's lease end
+  ids[18] = integer(10);             // ?20, the default limit on attempts
+  std::vector<Param> claims = ids;
+  for (int row = 0; row < sql::rows_per_settle; ++row) {
+    ids.push_back(integer(row + 1));
+    claims.push_back(integer(row + 1));
+    claims.push_back(integer(12345 + row));
+  }
+  ids.back() = null();  // a slot a short batch leaves over
+  return {
+      {"claim_jobs", claim_jobs.c_str(), ids, {by_id}},
+      {"select_claimed_jobs", select_claimed_jobs.c_str(), ids, {by_id}},
+      {"select_held", select_held.c_str(), claims, {by_id}},
+      {"complete_claims", complete_claims.c_str(), claims, {by_id}},
+  };
+}
+
 void check_plans(sqlite3* db) {
   std::vector<Expected> all = statements();
   for (const Expected& row : listing_and_stats_statements())
+    all.push_back(row);
+  for (const Expected& row : many_row_statements())
     all.push_back(row);
   for (const Expected& statement : all) {
     const std::vector<std::string> plan = plan_of(db, statement);

@@ -22,6 +22,7 @@
 #include "detail/events.hpp"
 #include "detail/job_order.hpp"
 #include "detail/job_row.hpp"
+#include "detail/many_rows.hpp"
 #include "detail/new_job.hpp"
 #include "detail/settle.hpp"
 #include "detail/sql.hpp"
@@ -432,9 +433,23 @@ class Scheduler {
   /// claim: false, changing nothing for it, when that claim is stale.
   std::vector<bool> complete_all(const std::vector<Claim>& claims,
                                  std::optional<TimePoint> now = std::nullopt) {
-    return settle_all(claims, checked_now(now), [&](const Claim& claim, double at) {
-      return settle(writes().complete_claim, claim, at);
-    });
+    const double at = checked_now(now);
+    // Many to a statement, unless each needs its event, or a job comes twice.
+    if (events_ || claims.size() < 2 || detail::repeats_a_job(claims)) {
+      return settle_all(claims, at, [&](const Claim& claim, double when) {
+        return settle(writes().complete_claim, claim, when);
+      });
+    }
+    detail::WriteTransaction transaction(db(), &writes().transaction);
+    if (!many_rows_)
+      many_rows_.emplace(db());
+    std::vector<bool> answers(claims.size());
+    for (std::size_t first = 0; first < claims.size(); first += detail::rows_per_settle) {
+      detail::complete_many(*many_rows_, claims, first,
+                            std::min(claims.size(), first + detail::rows_per_settle), at, answers);
+    }
+    transaction.commit();
+    return answers;
   }
 
   /// Records every failed attempt in one transaction, each as fail does; false for a
@@ -805,37 +820,20 @@ class Scheduler {
     const detail::Lag lag = move_on(at, limit);
     detail::JobOrder order(reads(), at, options_.retry.max_attempts, lag);
     std::vector<ClaimedJob> claimed;
-    // One query for the whole batch when no state lags; else one walk per job.
+    // One query for the whole batch when no state lags, its jobs claimed many to a
+    // statement; else one walk per job, and one statement.
     std::vector<detail::Candidate> batch;
     if (limit > 1)
       batch = order.first_claimable_batch(queues, limit);
-    const bool batched = !batch.empty();
-    for (std::size_t i = 0; claimed.size() < limit; ++i) {
-      std::optional<detail::Candidate> best;
-      if (batched) {
-        if (i == batch.size())
-          break;
-        best = batch[i];
-      } else {
-        best = order.first_claimable(queues);
-      }
-      if (!best)
-        break;
-      {
-        detail::Run update(write.claim_job);
-        bind_now(update, at);
-        update.bind(2, best->id).bind(3, until);
-        if (update.execute() == 0)
+    if (batch.size() > 1) {
+      claim_batch(batch, at, until, claimed);
+    } else {
+      for (std::size_t i = 0; claimed.size() < limit; ++i) {
+        const std::optional<detail::Candidate> best =
+            batch.empty() ? order.first_claimable(queues) : std::optional(batch.front());
+        if (!best || !claim_one(best->id, at, until, claimed) || !batch.empty())
           break;
       }
-      detail::Run run(write.select_claimed_job);
-      bind_now(run, at);
-      run.bind(2, best->id);
-      if (!run.step())
-        break;
-      Job job = detail::read_job(run);
-      const std::int64_t token = run.column_int64(detail::job_columns);
-      claimed.push_back(ClaimedJob{std::move(job), Claim{best->id, token, from_unix_seconds(until)}});
     }
     transaction.commit();
     // The payloads, after the commit, so that reading a big one neither holds the write lock
@@ -860,6 +858,48 @@ class Scheduler {
     }
     events.deliver();
     return claimed;
+  }
+
+  // Claims job `id`, claimable at `at`, until `until`, adding it to `claimed`; false when it
+  // was not claimable after all.
+  bool claim_one(std::int64_t id, double at, double until, std::vector<ClaimedJob>& claimed) {
+    detail::WriteStatements& write = writes();
+    {
+      detail::Run update(write.claim_job);
+      bind_now(update, at);
+      update.bind(2, id).bind(3, until);
+      if (update.execute() == 0)
+        return false;
+    }
+    detail::Run run(write.select_claimed_job);
+    bind_now(run, at);
+    run.bind(2, id);
+    if (!run.step())
+      return false;
+    Job job = detail::read_job(run);
+    const std::int64_t token = run.column_int64(detail::job_columns);
+    claimed.push_back(ClaimedJob{std::move(job), Claim{id, token, from_unix_seconds(until)}});
+    return true;
+  }
+
+  // Claims the jobs of `batch`, claimable at `at`, until `until`, many to a statement,
+  // adding them to `claimed` in order; stops after a job that was not claimable after all.
+  void claim_batch(const std::vector<detail::Candidate>& batch, double at, double until,
+                   std::vector<ClaimedJob>& claimed) {
+    if (!many_rows_)
+      many_rows_.emplace(db());
+    const auto bind = [&](detail::Run& run) { bind_now(run, at); };
+    for (std::size_t first = 0; first < batch.size(); first += detail::rows_per_settle) {
+      std::vector<std::int64_t> ids;
+      for (std::size_t i = first; i < std::min(batch.size(), first + detail::rows_per_settle); ++i)
+        ids.push_back(batch[i].id);
+      std::vector<ClaimedJob> some = detail::claim_many(*many_rows_, ids, until, bind);
+      const bool all = some.size() == ids.size();
+      for (ClaimedJob& job : some)
+        claimed.push_back(std::move(job));
+      if (!all)
+        return;
+    }
   }
 
   static std::optional<ClaimedJob> first_claimed(std::vector<ClaimedJob> claimed) {
@@ -1188,6 +1228,7 @@ class Scheduler {
   detail::Retention retention_;  // Scheduler::prune, its statements prepared on first use
   std::optional<detail::UniqueStatements> unique_statements_;      // on first use
   std::optional<detail::InsertManyStatements> insert_many_;        // on first use
+  std::optional<detail::ManyRowStatements> many_rows_;             // on first use
 };
 
 }  // namespace jobsched

@@ -310,7 +310,23 @@ inline void commit_outcomes(WorkerState& state, std::vector<WorkerState::Outcome
         const std::lock_guard<std::mutex> gate(state.gate);
         {
           WriteTransaction transaction(scheduler.handle());
+          // Plain completions (no result, no follow-ups) together, many to a statement.
+          const auto plain = [](const WorkerState::Outcome& outcome) {
+            return !outcome.error && !outcome.snooze && !outcome.result &&
+                   outcome.follow_ups.empty();
+          };
+          std::vector<Claim> plain_claims;
+          for (const WorkerState::Outcome& outcome : outcomes) {
+            if (plain(outcome))
+              plain_claims.push_back(outcome.claim);
+          }
+          for (const bool settled : scheduler.complete_all(plain_claims)) {
+            completed += settled ? 1 : 0;
+            stale += settled ? 0 : 1;
+          }
           for (WorkerState::Outcome& outcome : outcomes) {
+            if (plain(outcome))
+              continue;
             bool settled = false;
             if (outcome.error) {
               settled = scheduler.fail(outcome.claim, *outcome.error);

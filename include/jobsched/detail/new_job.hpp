@@ -124,7 +124,7 @@ inline void insert_jobs(sqlite3* db, WriteStatements& write,
       Run run(many->jobs);
       run.bind(1, state_at);
       for (std::size_t row = 0; row < rows; ++row)
-        bind_job_values(run, static_cast<int>(2 + 8 * row), jobs[i + row].options, times[i + row]);
+        bind_job_values(run, static_cast<int>(21 + 8 * row), jobs[i + row].options, times[i + row]);
       const std::int64_t inserted = run.execute();
       if (inserted != sql::rows_per_insert) {
         throw Error(std::string(message_prefix) + "an insert of " + std::to_string(rows) +
@@ -137,8 +137,8 @@ inline void insert_jobs(sqlite3* db, WriteStatements& write,
     {
       Run run(many->payloads);
       for (std::size_t row = 0; row < rows; ++row) {
-        run.bind(static_cast<int>(2 * row + 1), first_id + static_cast<std::int64_t>(row));
-        bind_payload(run, static_cast<int>(2 * row + 2), jobs[i + row].data);
+        run.bind(static_cast<int>(21 + 2 * row), first_id + static_cast<std::int64_t>(row));
+        bind_payload(run, static_cast<int>(22 + 2 * row), jobs[i + row].data);
       }
       run.execute();
     }

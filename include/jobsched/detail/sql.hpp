@@ -5,7 +5,8 @@
 // follow. A query on a partial index repeats the index's WHERE terms word for word: when
 // SQLite must prove them from a term with a bound parameter instead, it prepares the
 // statement again at every new binding (some 8 µs a call). `?1` is always "now" and `?20` the default limit on attempts, where a statement
-// needs them; a statement's own values come from ?2 on.
+// needs them; a statement's own values come from ?2 on, a batch's (many rows to a
+// statement) from ?21 on.
 
 #include <string>
 
@@ -129,14 +130,14 @@ inline constexpr const char* insert_payload =
 inline constexpr int rows_per_insert = 32;
 
 // insert_job for `rows` jobs: ?1 the time their state is for, then each job's eight values
-// in insert_job's order (?3 to ?10 there), the first job's from ?2. AUTOINCREMENT gives the
-// rows of one statement consecutive ids, the last sqlite3_last_insert_rowid.
+// in insert_job's order (?3 to ?10 there), the first job's from ?21. AUTOINCREMENT gives
+// the rows of one statement consecutive ids, the last sqlite3_last_insert_rowid.
 inline std::string insert_jobs(int rows) {
   std::string sql =
       "INSERT INTO job (created_at, starts_at, expires_at, priority, queue, max_attempts,"
       " backoff_initial, backoff_max, state) VALUES ";
   for (int row = 0; row < rows; ++row) {
-    const auto at = [&](int value) { return "?" + std::to_string(2 + 8 * row + value); };
+    const auto at = [&](int value) { return "?" + std::to_string(21 + 8 * row + value); };
     sql += row == 0 ? "(" : ", (";
     for (int value = 0; value < 8; ++value)
       sql += at(value) + ", ";
@@ -145,12 +146,12 @@ inline std::string insert_jobs(int rows) {
   return sql;
 }
 
-// insert_payload for `rows` jobs: each job's id and payload, the first job's at ?1 and ?2.
+// insert_payload for `rows` jobs: each job's id and payload, the first job's at ?21, ?22.
 inline std::string insert_payloads(int rows) {
   std::string sql = "INSERT OR REPLACE INTO job_payload (job_id, data) VALUES ";
   for (int row = 0; row < rows; ++row) {
     sql += row == 0 ? "(?" : ", (?";
-    sql += std::to_string(2 * row + 1) + ", ?" + std::to_string(2 * row + 2) + ")";
+    sql += std::to_string(21 + 2 * row) + ", ?" + std::to_string(22 + 2 * row) + ")";
   }
   return sql;
 }
@@ -315,14 +316,15 @@ inline constexpr const char* move_free_job =
 // No RETURNING: inside a transaction, an UPDATE ... RETURNING opens a statement journal
 // (a savepoint and an allocation of some 160 KiB, given back to the system after each
 // claim); the row is read back by id instead.
+#define JOBSCHED_CLAIM                                                       \
+  "UPDATE job SET locked_at = ?1, lease_until = ?3, lease_seconds = ?3 - ?1,"  \
+  " claim_token = random(),"                                                 \
+  " attempts = attempts + 1,"                                                \
+  " last_error = CASE WHEN lease_until IS NULL THEN last_error"              \
+  "   ELSE 'the lease of attempt ' || attempts || ' ran out' END,"           \
+  " state = CASE WHEN attempts + 1 >= " JOBSCHED_MAX_ATTEMPTS " THEN 3 ELSE 2 END"
 inline constexpr const char* claim_job =
-    "UPDATE job SET locked_at = ?1, lease_until = ?3, lease_seconds = ?3 - ?1,"
-    " claim_token = random(),"
-    " attempts = attempts + 1,"
-    " last_error = CASE WHEN lease_until IS NULL THEN last_error"
-    "   ELSE 'the lease of attempt ' || attempts || ' ran out' END,"
-    " state = CASE WHEN attempts + 1 >= " JOBSCHED_MAX_ATTEMPTS " THEN 3 ELSE 2 END"
-    " WHERE id = ?2 AND " JOBSCHED_KEY_MAY_REOPEN;
+    JOBSCHED_CLAIM " WHERE id = ?2 AND " JOBSCHED_KEY_MAY_REOPEN;
 inline constexpr const char* lock_job_by_id =
     "UPDATE job SET locked_at = ?1, lease_until = NULL, claim_token = NULL, state = 4"
     " WHERE id = ?2 AND " JOBSCHED_KEY_MAY_REOPEN;
@@ -331,6 +333,7 @@ inline constexpr const char* select_claimed_job =
 // A claimed job's payload, read once the claim committed: a big one is read without
 // holding the write lock, so that it neither delays other writers nor eats the lease.
 inline constexpr const char* select_payload = "SELECT " JOBSCHED_PAYLOAD " FROM job WHERE id = ?2";
+
 // Whether any job is abandoned, asked before marking them: an UPDATE that may change many
 // rows inside a transaction opens a statement journal (an allocation of some 160 KiB here,
 // and a savepoint) even when no row matches; a SELECT does not.
@@ -340,8 +343,52 @@ inline constexpr const char* any_abandoned_job =
 inline constexpr const char* fail_abandoned_jobs =
     "UPDATE job SET failed_at = lease_until, state = 7, " JOBSCHED_LET_GO
     ", last_error = " JOBSCHED_LEASE_RAN_OUT " WHERE " JOBSCHED_ABANDONED;
-inline constexpr const char* complete_claim =
-    "UPDATE job SET completed_at = ?1, state = 6, " JOBSCHED_LET_GO " WHERE " JOBSCHED_HELD_BY;
+#define JOBSCHED_COMPLETE "UPDATE job SET completed_at = ?1, state = 6, " JOBSCHED_LET_GO
+inline constexpr const char* complete_claim = JOBSCHED_COMPLETE " WHERE " JOBSCHED_HELD_BY;
+
+// ---- Claiming and completing many: up to rows_per_settle jobs to a statement -------------
+// As for rows_per_insert: claim_jobs and the Worker's commits claim and complete their jobs
+// this many to a statement, the slots a batch leaves over bound to NULL (which matches no
+// job). Each statement finds its jobs by rowid, one probe per job.
+inline constexpr int rows_per_settle = 32;
+
+// "?first, ?first+step, ...": `rows` parameters.
+inline std::string parameter_list(int rows, int first, int step) {
+  std::string list;
+  for (int row = 0; row < rows; ++row)
+    list += (row == 0 ? "?" : ", ?") + std::to_string(first + step * row);
+  return list;
+}
+
+// claim_job for the jobs ?21, ?22, ... (`rows` of them); ?1 now and ?3 the lease's end.
+inline std::string claim_jobs(int rows) {
+  return JOBSCHED_CLAIM " WHERE id IN (" + parameter_list(rows, 21, 1) +
+         ") AND " JOBSCHED_KEY_MAY_REOPEN;
+}
+
+// select_claimed_job for the jobs ?21, ?22, ..., with each one's lease end last: the jobs a
+// claim_jobs leased have the lease end it set.
+inline std::string select_claimed_jobs(int rows) {
+  return "SELECT " JOBSCHED_JOB_COLUMNS_WITH("NULL") ", claim_token, lease_until FROM job"
+         " WHERE id IN (" + parameter_list(rows, 21, 1) + ")";
+}
+
+// JOBSCHED_HELD_BY for the claims ?21/?22, ?23/?24, ... (a job and its claim's token each).
+inline std::string held_by_any(int rows) {
+  std::string tokens = "CASE id";
+  for (int row = 0; row < rows; ++row) {
+    tokens += " WHEN ?" + std::to_string(21 + 2 * row) + " THEN ?" + std::to_string(22 + 2 * row);
+  }
+  return "id IN (" + parameter_list(rows, 21, 2) + ") AND claim_token = " + tokens +
+         " END AND " JOBSCHED_OPEN " AND NOT " JOBSCHED_ABANDONED;
+}
+
+// Which of the claims (as in held_by_any) are held at ?1; then complete_claim for them.
+inline std::string select_held(int rows) { return "SELECT id FROM job WHERE " + held_by_any(rows); }
+inline std::string complete_claims(int rows) {
+  return JOBSCHED_COMPLETE " WHERE " + held_by_any(rows);
+}
+
 // A lease never moves earlier than it is (a holder whose clock stepped back would hand its
 // job to another worker while it still runs); ?4 is the lease end asked for.
 inline constexpr const char* extend_claim =

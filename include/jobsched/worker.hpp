@@ -55,7 +55,7 @@ struct WorkerOptions {
   std::chrono::milliseconds commit_window{2};
   /// At most this many jobs claimed ahead of free handler threads, and only as many as the
   /// threads can start within a tenth of the lease at the handlers' measured pace.
-  int max_claimed_ahead = 256;
+  int max_claimed_ahead = 1024;
   /// The options of every connection the worker opens.
   Options scheduler;
   /// A prune (Scheduler::prune) to run at start and every interval, between claims; empty:

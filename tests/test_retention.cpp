@@ -482,8 +482,15 @@ TEST_CASE("a worker's periodic prune deletes old jobs and keeps young ones", "[r
   s.add_job(Payload("run me"));
   jobsched_test::require_eventually(Deadline(std::chrono::seconds(10), "the job to run"),
                                     [&] { return ran.load() == 1; });
-  const jobsched::Job late = s.add_job(Payload("done long ago"), in_queue("late", now - 7200));
-  s.complete_job(late.id, at(now - 7000));
+  // Added and completed in one transaction: the worker must never see it due (it would run
+  // it, completing it now, and the prune would rightly keep it).
+  jobsched::Job late;
+  {
+    jobsched::Transaction transaction = s.transaction();
+    late = s.add_job(Payload("done long ago"), in_queue("late", now - 7200));
+    s.complete_job(late.id, at(now - 7000));
+    transaction.commit();
+  }
   jobsched_test::require_eventually(Deadline(std::chrono::seconds(10), "the next prune"),
                                     [&] { return !s.get_job(late.id); });
   worker.stop();

@@ -441,11 +441,9 @@ class Scheduler {
       });
     }
     detail::WriteTransaction transaction(db(), &writes().transaction);
-    if (!many_rows_)
-      many_rows_.emplace(db());
     std::vector<bool> answers(claims.size());
     for (std::size_t first = 0; first < claims.size(); first += detail::rows_per_settle) {
-      detail::complete_many(*many_rows_, claims, first,
+      detail::complete_many(many_rows(), claims, first,
                             std::min(claims.size(), first + detail::rows_per_settle), at, answers);
     }
     transaction.commit();
@@ -827,11 +825,12 @@ class Scheduler {
       batch = order.first_claimable_batch(queues, limit);
     if (batch.size() > 1) {
       claim_batch(batch, at, until, claimed);
+    } else if (batch.size() == 1) {
+      claim_one(batch.front().id, at, until, claimed);
     } else {
-      for (std::size_t i = 0; claimed.size() < limit; ++i) {
-        const std::optional<detail::Candidate> best =
-            batch.empty() ? order.first_claimable(queues) : std::optional(batch.front());
-        if (!best || !claim_one(best->id, at, until, claimed) || !batch.empty())
+      while (claimed.size() < limit) {
+        const std::optional<detail::Candidate> best = order.first_claimable(queues);
+        if (!best || !claim_one(best->id, at, until, claimed))
           break;
       }
     }
@@ -886,20 +885,24 @@ class Scheduler {
   // adding them to `claimed` in order; stops after a job that was not claimable after all.
   void claim_batch(const std::vector<detail::Candidate>& batch, double at, double until,
                    std::vector<ClaimedJob>& claimed) {
-    if (!many_rows_)
-      many_rows_.emplace(db());
     const auto bind = [&](detail::Run& run) { bind_now(run, at); };
     for (std::size_t first = 0; first < batch.size(); first += detail::rows_per_settle) {
       std::vector<std::int64_t> ids;
       for (std::size_t i = first; i < std::min(batch.size(), first + detail::rows_per_settle); ++i)
         ids.push_back(batch[i].id);
-      std::vector<ClaimedJob> some = detail::claim_many(*many_rows_, ids, until, bind);
+      std::vector<ClaimedJob> some = detail::claim_many(many_rows(), ids, until, bind);
       const bool all = some.size() == ids.size();
       for (ClaimedJob& job : some)
         claimed.push_back(std::move(job));
       if (!all)
         return;
     }
+  }
+
+  detail::ManyRowStatements& many_rows() {
+    if (!many_rows_)
+      many_rows_.emplace(db());
+    return *many_rows_;
   }
 
   static std::optional<ClaimedJob> first_claimed(std::vector<ClaimedJob> claimed) {

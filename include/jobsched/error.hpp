@@ -11,7 +11,8 @@
 namespace jobsched {
 
 /// Every error jobsched throws. Carries SQLite's primary and extended result codes and,
-/// when a statement failed, its SQL text (in sql(), not in the message).
+/// when a statement failed, its SQL text (in sql(), not in the message). From PostgreSQL,
+/// the codes are SQLite's nearest ones and sqlstate() is the server's own.
 class Error : public std::runtime_error {
  public:
   /// An error with `message` (what(), no SQL), SQLite's primary and extended result codes and
@@ -21,6 +22,14 @@ class Error : public std::runtime_error {
         code_(code),
         extended_code_(extended_code),
         sql_(std::move(sql)) {}
+  /// As above, from PostgreSQL: with the five-character SQLSTATE of the failure.
+  Error(const std::string& message, int code, int extended_code, std::string sql,
+        std::string sqlstate)
+      : std::runtime_error(message),
+        code_(code),
+        extended_code_(extended_code),
+        sql_(std::move(sql)),
+        sqlstate_(std::move(sqlstate)) {}
 
   /// The primary SQLite result code (for example SQLITE_BUSY).
   int code() const noexcept { return code_; }
@@ -28,11 +37,14 @@ class Error : public std::runtime_error {
   int extended_code() const noexcept { return extended_code_; }
   /// The SQL that failed, or empty when the error did not come from a statement.
   const std::string& sql() const noexcept { return sql_; }
+  /// PostgreSQL's SQLSTATE (for example "40P01"); empty for SQLite and for a lost connection.
+  const std::string& sqlstate() const noexcept { return sqlstate_; }
 
  private:
   int code_;
   int extended_code_;
   std::string sql_;
+  std::string sqlstate_;
 };
 
 /// A bad argument (a time out of order, NaN, infinite or outside the years 1 to 9999, a

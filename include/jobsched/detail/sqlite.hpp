@@ -56,19 +56,20 @@ inline std::string reason(const Error& error) {
   const int code = error.code();
   const int extended = error.extended_code();
   const std::string& sql = error.sql();
+  const std::string& state = error.sqlstate();
   if (dynamic_cast<const InvalidArgumentError*>(&error) != nullptr)
     throw InvalidArgumentError(message);
   if (dynamic_cast<const BusyError*>(&error) != nullptr)
-    throw BusyError(message, code, extended, sql);
+    throw BusyError(message, code, extended, sql, state);
   if (dynamic_cast<const SchemaError*>(&error) != nullptr)
-    throw SchemaError(message, code, extended, sql);
+    throw SchemaError(message, code, extended, sql, state);
   if (dynamic_cast<const ReadOnlyError*>(&error) != nullptr)
-    throw ReadOnlyError(message, code, extended, sql);
+    throw ReadOnlyError(message, code, extended, sql, state);
   if (dynamic_cast<const IoError*>(&error) != nullptr)
-    throw IoError(message, code, extended, sql);
+    throw IoError(message, code, extended, sql, state);
   if (dynamic_cast<const ConstraintError*>(&error) != nullptr)
-    throw ConstraintError(message, code, extended, sql);
-  throw Error(message, code, extended, sql);
+    throw ConstraintError(message, code, extended, sql, state);
+  throw Error(message, code, extended, sql, state);
 }
 
 // Throws the Error subtype for `rc`, with the connection's message and, when a system call

@@ -76,7 +76,9 @@ class PgScheduler {
                        ownership, std::move(options));
   }
 
+  /// Movable: the moved-from scheduler may only be destroyed or assigned to.
   PgScheduler(PgScheduler&&) noexcept = default;
+  /// Closes this scheduler's connection (if owned) and takes `other`'s.
   PgScheduler& operator=(PgScheduler&&) noexcept = default;
   PgScheduler(const PgScheduler&) = delete;
   PgScheduler& operator=(const PgScheduler&) = delete;

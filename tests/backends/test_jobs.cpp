@@ -301,6 +301,24 @@ TEMPLATE_TEST_CASE("backends: a lease run out on the last attempt fails the job 
         std::string("the lease of attempt 1 ran out"));
 }
 
+TEMPLATE_TEST_CASE("backends: a last lease that ends at the expiry leaves the job expired",
+                   "[backends]", SqliteBackend, PgBackend) {
+  TestType backend("lease_at_expiry");
+  PinnedClock clock;
+  clock.set(kT);
+  RetryPolicy retry = no_jitter();
+  retry.max_attempts = 1;
+  auto scheduler = backend.open(clock, retry);
+  const Job job = scheduler.add_job("late", job_times(at(kT), at(kT), at(kT + 10)));
+  REQUIRE(scheduler.claim_next_job(Seconds{10}, at(kT)));
+  const Job seen = *scheduler.get_job(job.id, at(kT + 11));
+  CHECK_FALSE(seen.failed_at);
+  CHECK(seen.lease_until == at(kT + 10));
+  CHECK(seen.is_expired(at(kT + 11)));
+  CHECK(scheduler.failed_jobs(at(kT + 11)).empty());
+  CHECK(scheduler.delete_expired_jobs(at(kT + 11)) == 1);
+}
+
 TEMPLATE_TEST_CASE("backends: seconds_until_next_job waits for a live lease to free its job",
                    "[backends]", SqliteBackend, PgBackend) {
   TestType backend("lease_wait");

@@ -127,6 +127,51 @@ def drain_table(path):
     return lines + [""]
 
 
+def pg_drain_table(path):
+    """PostgreSQL drain throughput: PgScheduler against hand-written libpq, same server."""
+    rates = defaultdict(dict)
+    pattern = re.compile(r"^([\w-]+) processes=(\d+) jobs=(\d+) jobs_per_second=(\d+)")
+    for line in path.read_text().split("\n"):
+        found = pattern.search(line)
+        if found:
+            implementation, processes, _, rate = found.groups()
+            rates[int(processes)].setdefault(implementation, []).append(int(rate))
+    lines = [
+        "## Drain throughput on PostgreSQL",
+        "",
+        "Processes, each with its own connection (a Unix socket), empty a schema of due jobs "
+        "(`bench_pg_drain`) on a throwaway PostgreSQL 15 cluster with the server's durable "
+        "defaults (fsync and synchronous_commit on). One at a time: `claim_next_job` and "
+        "`complete`, each its own transaction; batches: `claim_jobs(32)` and `complete_all`. "
+        "Hand-written libpq does the same work with the statements anyone would write for "
+        "the table (`FOR UPDATE SKIP LOCKED`, the token checked). Each figure is the median "
+        "of the runs made (three in a full run).",
+        "",
+        "| processes | jobsched, one at a time | libpq, one at a time | ratio "
+        "| jobsched, batches of 32 | libpq, batches of 32 | ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def median(values):
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2] if ordered else None
+
+    for processes in sorted(rates):
+        by = {name: median(values) for name, values in rates[processes].items()}
+
+        def cell(name):
+            return f"{by[name]:,} jobs/s" if by.get(name) else "–"
+
+        def ratio(ours, base):
+            return f"{by[ours] / by[base]:.2f}×" if by.get(ours) and by.get(base) else "–"
+
+        lines.append(
+            f"| {processes} | {cell('jobsched')} | {cell('libpq')} | {ratio('jobsched', 'libpq')} "
+            f"| {cell('batches')} | {cell('libpq-batches')} | {ratio('batches', 'libpq-batches')} |"
+        )
+    return lines + [""]
+
+
 def states_table(path):
     """Each call in each state of the table, against the same call on a clean table."""
     times = defaultdict(dict)  # (state, call) -> {jobs: µs}
@@ -407,6 +452,8 @@ def main():
 
     if (results / "drain.txt").exists():
         out += drain_table(results / "drain.txt")
+    if (results / "pg_drain.txt").exists():
+        out += pg_drain_table(results / "pg_drain.txt")
 
     for name, title in (
         ("group.txt", "Durable adds from many threads (group commit)"),

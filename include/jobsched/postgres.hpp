@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "claim.hpp"
+#include "detail/front.hpp"
 #include "detail/new_job.hpp"
 #include "detail/pg.hpp"
 #include "detail/pg_job_row.hpp"
@@ -38,6 +39,11 @@ namespace jobsched {
 
 /// A persistent schedule of jobs in one schema of a PostgreSQL database, with the calls of
 /// Scheduler and the same answers for the same rows and times.
+///
+/// Where the server differs: queue names must be UTF-8 without NUL bytes (others are refused
+/// with InvalidArgumentError); in errors and cancel reasons such bytes become U+FFFD. A call
+/// that fails inside the host's transaction leaves that transaction failed, as any failed
+/// statement does on PostgreSQL, except calls of several statements, which undo their own part.
 ///
 /// Thread safety: one PgScheduler is used by one thread at a time, like the connection it
 /// wraps. Any number of schedulers, on any hosts, may share one schema.
@@ -61,19 +67,17 @@ class PgScheduler {
   }
 
   /// Uses a connection the host already has (its session settings untouched); `ownership`
-  /// says whether the scheduler closes it. Inside the host's transaction, calls join it
+  /// says whether the scheduler closes it (an owned one is closed even when adopt throws). Inside the host's transaction, calls join it
   /// through a SAVEPOINT, so that adding a job commits with the host's own writes.
   static PgScheduler adopt(PGconn* connection, Ownership ownership, PgOptions options = {}) {
+    // Owned from here on: closed even when a check below throws.
+    detail::pg::ConnectionPtr adopted(
+        connection, detail::pg::ConnectionCloser{ownership == Ownership::owned});
+    if (connection == nullptr || PQstatus(connection) != CONNECTION_OK)
+      detail::throw_invalid("adopt needs an open PostgreSQL connection");
     detail::pg::check_schema_name(options.schema);
     detail::check_retry_policy(options.retry);
-    if (connection == nullptr || PQstatus(connection) != CONNECTION_OK) {
-      if (connection != nullptr && ownership == Ownership::owned)
-        PQfinish(connection);
-      detail::throw_invalid("adopt needs an open PostgreSQL connection");
-    }
-    return PgScheduler(detail::pg::ConnectionPtr(
-                           connection, detail::pg::ConnectionCloser{ownership == Ownership::owned}),
-                       ownership, std::move(options));
+    return PgScheduler(std::move(adopted), ownership, std::move(options));
   }
 
   /// Movable: the moved-from scheduler may only be destroyed or assigned to.
@@ -83,7 +87,9 @@ class PgScheduler {
   PgScheduler(const PgScheduler&) = delete;
   PgScheduler& operator=(const PgScheduler&) = delete;
   /// Closes the connection if the scheduler owns it; a borrowed one is left without the
-  /// scheduler's prepared statements.
+  /// scheduler's prepared statements, except inside a failed transaction (the server refuses
+  /// DEALLOCATE there): then they stay until the session ends, under names no other
+  /// scheduler uses.
   ~PgScheduler() {
     if (!connection_ || ownership_ == Ownership::owned)
       return;
@@ -106,16 +112,11 @@ class PgScheduler {
   /// Adds every job in one transaction, as Scheduler::add_jobs: all or none, each checked
   /// before any is written.
   std::vector<Job> add_jobs(std::vector<NewJob> jobs) {
-    std::vector<detail::CheckedTimes> times;
-    times.reserve(jobs.size());
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-      try {
-        times.push_back(checked_new_job(jobs[i].data, jobs[i].options));
-      } catch (const InvalidArgumentError& error) {
-        throw InvalidArgumentError(std::string(detail::message_prefix) + "job " +
-                                   std::to_string(i) + " of add_jobs: " + detail::reason(error));
-      }
+    for (const NewJob& job : jobs) {
+      refuse_unique(job.options);
+      detail::pg::check_text("the queue", job.options.queue);
     }
+    const std::vector<detail::CheckedTimes> times = detail::checked_new_jobs(jobs, now());
     std::vector<Job> added;
     added.reserve(jobs.size());
     detail::pg::Transaction transaction(db());
@@ -131,15 +132,8 @@ class PgScheduler {
   Job add_job_from_now(Payload data, Seconds starts_after,
                        std::optional<Seconds> expires_after = std::nullopt,
                        std::optional<TimePoint> created_at = std::nullopt) {
-    detail::checked_duration("starts_after", starts_after);
-    if (expires_after)
-      detail::checked_duration("expires_after", *expires_after);
-    JobOptions options;
-    options.created_at = created_at ? *created_at : now();
-    options.starts_at = *options.created_at + starts_after;
-    if (expires_after)
-      options.expires_at = *options.starts_at + *expires_after;
-    return add_job(std::move(data), options);
+    return add_job(std::move(data),
+                   detail::options_from_now(starts_after, expires_after, created_at, now()));
   }
 
   /// The job `id` as stored, seen at `now`; empty when there is none.
@@ -168,7 +162,7 @@ class PgScheduler {
   /// The same, for the jobs of `queues` only.
   std::optional<JobDelay> seconds_until_next_job(const std::vector<std::string>& queues,
                                                  std::optional<TimePoint> now = std::nullopt) {
-    check_queues(queues);
+    detail::check_queues(queues);
     const double at = checked_now(now);
     return next_due(params(at).add_text(text_array(queues)), at);
   }
@@ -223,28 +217,28 @@ class PgScheduler {
   /// lower id) with a lease of `lease`; empty when none is due.
   std::optional<ClaimedJob> claim_next_job(Seconds lease,
                                            std::optional<TimePoint> now = std::nullopt) {
-    return first_claimed(claim(1, lease, nullptr, now));
+    return detail::first_claimed(claim(1, lease, nullptr, now));
   }
 
   /// The same, from `queues` only.
   std::optional<ClaimedJob> claim_next_job(Seconds lease, const std::vector<std::string>& queues,
                                            std::optional<TimePoint> now = std::nullopt) {
-    check_queues(queues);
-    return first_claimed(claim(1, lease, &queues, now));
+    detail::check_queues(queues);
+    return detail::first_claimed(claim(1, lease, &queues, now));
   }
 
   /// Claims up to `limit` due free jobs in claim order, in one statement.
   std::vector<ClaimedJob> claim_jobs(std::size_t limit, Seconds lease,
                                      std::optional<TimePoint> now = std::nullopt) {
-    return claim(checked_limit(limit), lease, nullptr, now);
+    return claim(detail::checked_limit(limit), lease, nullptr, now);
   }
 
   /// The same, from `queues` only.
   std::vector<ClaimedJob> claim_jobs(std::size_t limit, Seconds lease,
                                      const std::vector<std::string>& queues,
                                      std::optional<TimePoint> now = std::nullopt) {
-    check_queues(queues);
-    return claim(checked_limit(limit), lease, &queues, now);
+    detail::check_queues(queues);
+    return claim(detail::checked_limit(limit), lease, &queues, now);
   }
 
   /// Completes a claimed job; false, changing nothing, when the claim is stale.
@@ -278,7 +272,7 @@ class PgScheduler {
   bool cancel_job(std::int64_t id, std::string_view reason = "cancelled",
                   std::optional<TimePoint> now = std::nullopt) {
     return changed(detail::pg_sql::cancel_job,
-                   params(checked_now(now)).add(id).add_text(std::string(reason)));
+                   params(checked_now(now)).add(id).add_text(detail::pg::storable_text(reason)));
   }
 
   /// Completes every claimed job in one transaction; each answer is complete's.
@@ -319,7 +313,7 @@ class PgScheduler {
   /// earlier. False, changing nothing, when the claim is stale.
   bool extend(Claim& claim, Seconds lease, std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    const double until = lease_end(at, lease);
+    const double until = detail::lease_end(at, lease);
     const detail::pg::Rows rows = run(detail::pg_sql::extend_claim, held_by(claim, at).add(until));
     if (rows.empty())
       return false;
@@ -356,11 +350,13 @@ class PgScheduler {
   /// Pauses `queue` for every scheduler on the schema: claims, lock_next_job, next_job and
   /// seconds_until_next_job pass over its jobs. True when it was not paused already.
   bool pause_queue(const std::string& queue, std::optional<TimePoint> now = std::nullopt) {
+    detail::pg::check_text("the queue", queue);
     return changed(detail::pg_sql::pause_queue, params(checked_now(now)).add_text(queue));
   }
 
   /// Lets claims take `queue`'s jobs again; true when it was paused.
   bool resume_queue(const std::string& queue) {
+    detail::pg::check_text("the queue", queue);
     return changed(detail::pg_sql::resume_queue, params(0.0).add_text(queue));
   }
 
@@ -439,11 +435,16 @@ class PgScheduler {
   }
 
   detail::CheckedTimes checked_new_job(const Payload& data, const JobOptions& options) const {
+    refuse_unique(options);
+    detail::pg::check_text("the queue", options.queue);
+    return detail::checked_new_job(data, options, now());
+  }
+
+  static void refuse_unique(const JobOptions& options) {
     if (options.unique) {
       detail::throw_invalid("unique jobs (JobOptions::unique) are not supported on PostgreSQL "
                             "yet; key '" + options.unique->key + "' was not added");
     }
-    return detail::checked_new_job(data, options, now());
   }
 
   std::int64_t insert(const Payload& data, const JobOptions& options,
@@ -473,7 +474,7 @@ class PgScheduler {
                                 const std::vector<std::string>* queues,
                                 std::optional<TimePoint> now) {
     const double at = checked_now(now);
-    const double until = lease_end(at, lease);
+    const double until = detail::lease_end(at, lease);
     detail::pg::Params values = params(at);
     values.add(until);
     if (queues != nullptr)
@@ -505,24 +506,19 @@ class PgScheduler {
     const detail::pg::Rows held = run(detail::pg_sql::select_claimed, held_by(claim, at));
     if (held.empty())
       return false;
-    const RetryPolicy& policy = options_.retry;
-    const auto attempts = static_cast<int>(held.int64(0, 0));
-    const int max_attempts =
-        held.is_null(0, 1) ? policy.max_attempts : static_cast<int>(held.int64(0, 1));
-    if (attempts >= max_attempts) {
-      run(detail::pg_sql::fail_for_good, held_by(claim, at).add_text(std::string(error)));
-      return true;
-    }
-    const Seconds initial = held.is_null(0, 2) ? policy.initial_backoff : Seconds{held.real(0, 2)};
-    const Seconds cap = held.is_null(0, 3) ? policy.max_backoff : Seconds{held.real(0, 3)};
-    const double backoff = policy.backoff(attempts, initial, cap).count();
-    std::uniform_real_distribution<double> share(0.0, 1.0);
-    double when = at + backoff * (1.0 - policy.jitter * share(random_));
-    if (!held.is_null(0, 5))
-      when = std::min(when, held.real(0, 5));
-    when = std::min(when, detail::latest_time);
-    when = std::max(when, held.real(0, 4));  // never before its creation
-    run(detail::pg_sql::retry_later, held_by(claim, at).add(when).add_text(std::string(error)));
+    detail::HeldJob job;
+    job.attempts = static_cast<int>(held.int64(0, 0));
+    if (!held.is_null(0, 1))
+      job.max_attempts = static_cast<int>(held.int64(0, 1));
+    job.initial_backoff = held.optional_real(0, 2);
+    job.max_backoff = held.optional_real(0, 3);
+    job.created_at = held.real(0, 4);
+    job.expires_at = held.optional_real(0, 5);
+    const std::optional<double> when = detail::retry_time(job, options_.retry, random_, at);
+    if (when)
+      run(detail::pg_sql::retry_later, held_by(claim, at).add(*when).add_text(detail::pg::storable_text(error)));
+    else
+      run(detail::pg_sql::fail_for_good, held_by(claim, at).add_text(detail::pg::storable_text(error)));
     return true;
   }
 
@@ -539,6 +535,8 @@ class PgScheduler {
 
   // A PostgreSQL array literal of `values`: {"a","b"}, each quoted, '"' and '\' escaped.
   static std::string text_array(const std::vector<std::string>& values) {
+    for (const std::string& value : values)
+      detail::pg::check_text("the queue", value);
     std::string literal = "{";
     for (std::size_t i = 0; i < values.size(); ++i) {
       literal += i == 0 ? "\"" : ",\"";
@@ -572,31 +570,6 @@ class PgScheduler {
     }
     PQconninfoFree(options);
     return text;
-  }
-
-  static std::optional<ClaimedJob> first_claimed(std::vector<ClaimedJob> claimed) {
-    if (claimed.empty())
-      return std::nullopt;
-    return std::move(claimed.front());
-  }
-
-  static std::size_t checked_limit(std::size_t limit) {
-    if (limit == 0)
-      detail::throw_invalid("claim_jobs needs a limit of at least 1, got 0");
-    return limit;
-  }
-
-  static void check_queues(const std::vector<std::string>& queues) {
-    if (queues.empty()) {
-      detail::throw_invalid(
-          "the list of queues is empty; name at least one (\"\" is the default queue), or "
-          "call without queues to serve them all");
-    }
-  }
-
-  static double lease_end(double at, Seconds lease) {
-    const double until = at + detail::checked_lease(lease);
-    return detail::checked_time("the lease's end", from_unix_seconds(until));
   }
 
   double checked_now(std::optional<TimePoint> time, const char* name = "now") const {

@@ -33,6 +33,7 @@
 #include "detail/upkeep.hpp"
 #include "detail/validate.hpp"
 #include "detail/firing.hpp"
+#include "detail/front.hpp"
 #include "detail/listing.hpp"
 #include "detail/stats.hpp"
 #include "detail/retention.hpp"
@@ -144,16 +145,7 @@ class Scheduler {
   /// Unique keys conflict with earlier jobs of the list as with stored ones; every entry of
   /// one job shows it as the list left it; a UniqueConflictError adds none.
   std::vector<Job> add_jobs(std::vector<NewJob> jobs) {
-    std::vector<detail::CheckedTimes> times;
-    times.reserve(jobs.size());
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-      try {
-        times.push_back(checked_new_job(jobs[i].data, jobs[i].options));
-      } catch (const InvalidArgumentError& error) {
-        detail::throw_invalid("job " + std::to_string(i + 1) + " of " +
-                              std::to_string(jobs.size()) + ": " + detail::reason(error));
-      }
-    }
+    const std::vector<detail::CheckedTimes> times = detail::checked_new_jobs(jobs, now());
     std::vector<Job> added;
     added.reserve(jobs.size());
     std::vector<bool> inserted;  // for the events: which of `added` this call inserted
@@ -202,15 +194,8 @@ class Scheduler {
   Job add_job_from_now(Payload data, Seconds starts_after,
                        std::optional<Seconds> expires_after = std::nullopt,
                        std::optional<TimePoint> created_at = std::nullopt) {
-    detail::checked_duration("starts_after", starts_after);
-    if (expires_after)
-      detail::checked_duration("expires_after", *expires_after);
-    JobOptions options;
-    options.created_at = created_at ? *created_at : now();
-    options.starts_at = *options.created_at + starts_after;
-    if (expires_after)
-      options.expires_at = *options.created_at + *expires_after;
-    return add_job(std::move(data), options);
+    return add_job(std::move(data),
+                   detail::options_from_now(starts_after, expires_after, created_at, now()));
   }
 
   /// The job with this id, whatever its state at `now`, or empty if there is none. A job
@@ -247,7 +232,7 @@ class Scheduler {
   /// As above, counting only jobs in `queues`.
   std::optional<JobDelay> seconds_until_next_job(const std::vector<std::string>& queues,
                                                  std::optional<TimePoint> now = std::nullopt) {
-    check_queues(queues);
+    detail::check_queues(queues);
     const double at = checked_now(now);
     make_due_firings(at);
     const detail::ReadTransaction snapshot = read_transaction();
@@ -339,29 +324,29 @@ class Scheduler {
   /// attempt are marked failed on the way. One write transaction; empty when nothing is due.
   std::optional<ClaimedJob> claim_next_job(Seconds lease,
                                            std::optional<TimePoint> now = std::nullopt) {
-    return first_claimed(claim(1, lease, nullptr, now));
+    return detail::first_claimed(claim(1, lease, nullptr, now));
   }
 
   /// As above, from the named queues only ("" is the default queue).
   std::optional<ClaimedJob> claim_next_job(Seconds lease, const std::vector<std::string>& queues,
                                            std::optional<TimePoint> now = std::nullopt) {
-    check_queues(queues);
-    return first_claimed(claim(1, lease, &queues, now));
+    detail::check_queues(queues);
+    return detail::first_claimed(claim(1, lease, &queues, now));
   }
 
   /// Claims up to `limit` due jobs in claim order, in one write transaction, each with its
   /// own claim; fewer (or none) when fewer are due. `limit` must be at least 1.
   std::vector<ClaimedJob> claim_jobs(std::size_t limit, Seconds lease,
                                      std::optional<TimePoint> now = std::nullopt) {
-    return claim(checked_limit(limit), lease, nullptr, now);
+    return claim(detail::checked_limit(limit), lease, nullptr, now);
   }
 
   /// As above, from the named queues only ("" is the default queue).
   std::vector<ClaimedJob> claim_jobs(std::size_t limit, Seconds lease,
                                      const std::vector<std::string>& queues,
                                      std::optional<TimePoint> now = std::nullopt) {
-    check_queues(queues);
-    return claim(checked_limit(limit), lease, &queues, now);
+    detail::check_queues(queues);
+    return claim(detail::checked_limit(limit), lease, &queues, now);
   }
 
   /// Completes a claimed job. False, changing nothing, when the claim is stale: its lease ran
@@ -487,7 +472,7 @@ class Scheduler {
   /// False, changing nothing, when the claim is stale.
   bool extend(Claim& claim, Seconds lease, std::optional<TimePoint> now = std::nullopt) {
     const double at = checked_now(now);
-    const double until = lease_end(at, lease);
+    const double until = detail::lease_end(at, lease);
     detail::EventScope events(events_.get());
     detail::Run run(writes().extend_claim);
     bind_now(run, at);
@@ -809,11 +794,11 @@ class Scheduler {
     detail::WriteStatements& write = writes();
     // A clock that answers nonsense is refused before waiting for anything; the clock is
     // read again once the write lock is held, so that waiting does not eat into the lease.
-    lease_end(checked_now(now), lease);
+    detail::lease_end(checked_now(now), lease);
     detail::EventScope events(events_.get());
     detail::WriteTransaction transaction(db(), &write.transaction);
     const double at = checked_now(now);
-    const double until = lease_end(at, lease);
+    const double until = detail::lease_end(at, lease);
     fail_abandoned_jobs(at);
     const detail::Lag lag = move_on(at, limit);
     detail::JobOrder order(reads(), at, options_.retry.max_attempts, lag);
@@ -903,18 +888,6 @@ class Scheduler {
     if (!many_rows_)
       many_rows_.emplace(db());
     return *many_rows_;
-  }
-
-  static std::optional<ClaimedJob> first_claimed(std::vector<ClaimedJob> claimed) {
-    if (claimed.empty())
-      return std::nullopt;
-    return std::move(claimed.front());
-  }
-
-  static std::size_t checked_limit(std::size_t limit) {
-    if (limit == 0)
-      detail::throw_invalid("the number of jobs to claim must be at least 1, got 0");
-    return limit;
   }
 
   bool settle(detail::Statement& statement, const Claim& claim, double at) {
@@ -1142,21 +1115,6 @@ class Scheduler {
       run.bind(1, at);
     if (parameters >= detail::sql::default_max_attempts)
       run.bind(detail::sql::default_max_attempts, std::int64_t{options_.retry.max_attempts});
-  }
-
-  // The end of a lease of `lease` from `at`, checked: a lease must be positive and end
-  // within the years 1 to 9999.
-  static double lease_end(double at, Seconds lease) {
-    const double until = at + detail::checked_lease(lease);
-    return detail::checked_time("the lease's end", from_unix_seconds(until));
-  }
-
-  static void check_queues(const std::vector<std::string>& queues) {
-    if (queues.empty()) {
-      detail::throw_invalid(
-          "the list of queues is empty; name at least one (\"\" is the default queue), or "
-          "call without queues to serve them all");
-    }
   }
 
   // Names the path in an error from opening it, once ("jobsched: cannot open 'PATH': ...").

@@ -82,6 +82,13 @@ TEMPLATE_TEST_CASE("backends: a job is stored as added, every field and payload 
   CHECK(scheduler.get_job(plain.id) == plain);
   CHECK_FALSE(scheduler.get_job(999));
   CHECK(scheduler.count_pending_jobs() == 8);
+
+  // From now: the start and the expiry both count from the creation.
+  const Job from_now = scheduler.add_job_from_now("later", Seconds{10}, Seconds{30});
+  CHECK(from_now.created_at == at(kT));
+  CHECK(from_now.starts_at == at(kT + 10));
+  CHECK(from_now.expires_at == at(kT + 30));
+  CHECK(scheduler.get_job(from_now.id) == from_now);
 }
 
 TEMPLATE_TEST_CASE("backends: bad times are refused, naming them, and nothing is written",
@@ -103,6 +110,7 @@ TEMPLATE_TEST_CASE("backends: bad times are refused, naming them, and nothing is
   jobs[2].options = job_times(at(kT), at(kT + 10), at(kT + 5));
   const auto batch = thrown<InvalidArgumentError>([&] { scheduler.add_jobs(jobs); });
   REQUIRE(batch);
+  CHECK(jobsched_test::contains(*batch, "job 3 of 3: starts_at"));
   CHECK(jobsched_test::contains(*batch, "is after expires_at"));
   CHECK(scheduler.count_pending_jobs() == 0);
   CHECK_FALSE(scheduler.get_job(1));

@@ -22,6 +22,7 @@
 #include "../error.hpp"
 #include "../payload.hpp"
 #include "sqlite.hpp"
+#include "validate.hpp"
 
 namespace jobsched::detail::pg {
 
@@ -90,6 +91,82 @@ inline std::string format_double(double value) {
   const auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, value);
   (void)error;
   return std::string(buffer, end);
+}
+
+// The length of the valid UTF-8 sequence at the start of `text`, or 0 (a NUL byte, a stray
+// or overlong byte, a surrogate, past U+10FFFF, or cut short).
+inline std::size_t utf8_sequence(std::string_view text) noexcept {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  if (lead == 0)
+    return 0;
+  if (lead < 0x80)
+    return 1;
+  std::size_t length = 0;
+  unsigned low = 0x80, high = 0xBF;  // the second byte's range
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    low = lead == 0xE0 ? 0xA0 : 0x80;
+    high = lead == 0xED ? 0x9F : 0xBF;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    low = lead == 0xF0 ? 0x90 : 0x80;
+    high = lead == 0xF4 ? 0x8F : 0xBF;
+  } else {
+    return 0;
+  }
+  if (text.size() < length || byte(1) < low || byte(1) > high)
+    return 0;
+  for (std::size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF)
+      return 0;
+  }
+  return length;
+}
+
+// `text` as PostgreSQL can store it: each NUL byte and each byte of no valid UTF-8 sequence
+// replaced by U+FFFD (for texts that must not be refused, such as a failure's error).
+inline std::string storable_text(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const std::size_t length = utf8_sequence(text);
+    if (length == 0) {
+      out += "\xEF\xBF\xBD";
+      text.remove_prefix(1);
+    } else {
+      out.append(text.data(), length);
+      text.remove_prefix(length);
+    }
+  }
+  return out;
+}
+
+// Refuses a name PostgreSQL cannot store as text (a NUL byte, or not UTF-8), naming it with
+// its bytes escaped.
+inline void check_text(const char* what, std::string_view text) {
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const std::size_t length = utf8_sequence(rest);
+    if (length == 0) {
+      std::string shown;
+      for (const char c : text) {
+        const auto value = static_cast<unsigned char>(c);
+        if (value >= 0x20 && value < 0x7F) {
+          shown += c;
+        } else {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\x%02X", value);
+          shown += escaped;
+        }
+      }
+      throw_invalid(std::string(what) + " '" + shown +
+                    "' holds a NUL byte or is not UTF-8, which PostgreSQL cannot store as text");
+    }
+    rest.remove_prefix(length);
+  }
 }
 
 // One statement's parameters, $1 first. Text values are kept as strings; bytes go binary.

@@ -39,17 +39,23 @@ struct SchemaVersions {
 // newer than this build knows.
 inline SchemaVersions migrate(PGconn* connection, const std::string& schema) {
   const std::string quoted_schema = quoted(schema);
-  const auto sql = [&](const char* text) { return pg_sql::in_schema(text, quoted_schema); };
+  const auto sql = [&](const char* text) {
+    return pg_sql::in_schema(text, quoted_schema, schema);
+  };
   Transaction transaction(connection);
-  // No NOTICE for what IF NOT EXISTS finds (libpq would print it on the host's stderr).
-  run(connection, "SET LOCAL client_min_messages = warning");
   Params name;
   name.add_text(schema);
   run(connection, pg_sql::lock_migrations, name);
-  run_script(connection, sql(pg_sql::version_table));
-  const Rows found = run(connection, sql(pg_sql::select_version));
+  // Created only when missing, rather than IF NOT EXISTS: that sends a NOTICE, which libpq
+  // prints on the host's stderr (and a setting to silence it would change the host's
+  // transaction).
   SchemaVersions versions;
-  versions.before = found.empty() ? 0 : static_cast<int>(found.int64(0, 0));
+  if (run(connection, pg_sql::version_table_exists, name).int64(0, 0) == 0) {
+    run_script(connection, sql(pg_sql::version_table));
+  } else {
+    const Rows found = run(connection, sql(pg_sql::select_version));
+    versions.before = found.empty() ? 0 : static_cast<int>(found.int64(0, 0));
+  }
   if (versions.before > pg_sql::schema_version) {
     throw SchemaError(std::string(message_prefix) + "the PostgreSQL schema '" + schema +
                           "' has jobsched schema version " + std::to_string(versions.before) +

@@ -3,7 +3,7 @@
 
 // Every SQL statement the PostgreSQL store runs, in one place: the dialect's twin of sql.hpp.
 // `@.` stands for the store's schema (quoted) and is replaced when a store prepares its
-// statements. `$1` is always now (float8) and `$2` the default limit on attempts (int4),
+// statements (`@@`, in the migrations alone, for its name in a string literal). `$1` is always now (float8) and `$2` the default limit on attempts (int4),
 // typed when prepared whether a statement reads them or not; a statement's own values come
 // from $3 on.
 //
@@ -32,8 +32,10 @@ inline constexpr int schema_version = 1;
 #define JOBSCHED_PG_FREE                                                      \
   "(locked_at IS NULL OR coalesce(lease_until <= $1 AND attempts < " JOBSCHED_PG_MAX_ATTEMPTS \
   ", false))"
-#define JOBSCHED_PG_NOT_PAUSED \
-  "NOT EXISTS (SELECT 1 FROM @.queue_pause AS pause WHERE pause.queue = job.queue)"
+// Of a queue not paused, as a hashed subplan (queue_pause.queue is never NULL): the planner
+// keeps the orders walks of their indexes. NOT EXISTS became an anti-join, and <> ALL (ARRAY
+// (...)) an estimate of one row, and both a sort of every open job for each claim.
+#define JOBSCHED_PG_NOT_PAUSED "queue NOT IN (SELECT queue FROM @.queue_pause)"
 // $N: a text[] of queues to serve, or NULL for every queue.
 #define JOBSCHED_PG_IN_QUEUES(N) "($" N "::text[] IS NULL OR queue = ANY ($" N "::text[]))"
 #define JOBSCHED_PG_CLAIMABLE \
@@ -55,9 +57,14 @@ inline constexpr int schema_version = 1;
 
 // ---- The schema, version 1 ----------------------------------------------------------------
 // These run unprepared, before the store's statements, with their own values from $1. Run under the store's advisory lock, in one transaction with the version row.
+// Whether schema $1 has its version table (0 or 1); then the schema, if missing, and the table.
+inline constexpr const char* version_table_exists =
+    "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = $1::text"
+    " AND tablename = 'schema_version'";
 inline constexpr const char* version_table =
-    "CREATE SCHEMA IF NOT EXISTS @;"
-    "CREATE TABLE IF NOT EXISTS @.schema_version (only_row boolean PRIMARY KEY DEFAULT true"
+    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = '@@')"
+    " THEN CREATE SCHEMA @; END IF; END $$;"
+    "CREATE TABLE @.schema_version (only_row boolean PRIMARY KEY DEFAULT true"
     " CHECK (only_row), version integer NOT NULL)";
 inline constexpr const char* select_version = "SELECT version FROM @.schema_version";
 inline constexpr const char* insert_version =
@@ -185,10 +192,11 @@ inline constexpr Statement statements[statement_count] = {
      "WITH picked AS MATERIALIZED (SELECT id AS picked_id FROM @.job AS job WHERE "
      JOBSCHED_PG_CLAIMABLE " ORDER BY starts_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
      " UPDATE @.job AS job SET locked_at = $1, lease_until = NULL, claim_token = NULL"
-     " FROM picked WHERE job.id = picked.picked_id RETURNING " JOBSCHED_PG_JOB_COLUMNS},
+     " WHERE id = ANY (ARRAY(SELECT picked_id FROM picked)) RETURNING " JOBSCHED_PG_JOB_COLUMNS},
     // Claims up to $5 due free jobs of queues $4 (NULL: all) in claim order, leased until $3:
     // the rows are picked and locked first (MATERIALIZED: the planner may not fold the pick
-    // into the UPDATE), each skipping rows another claim holds locked.
+    // into the UPDATE), each skipping rows another claim holds locked. The UPDATE finds them
+    // by id = ANY: a join with the pick became a hash join over every job in generic plans.
     {"claim_jobs",
      "WITH picked AS MATERIALIZED (SELECT id AS picked_id FROM @.job AS job WHERE "
      JOBSCHED_PG_CLAIMABLE " AND starts_at <= $1 AND " JOBSCHED_PG_IN_QUEUES("4")
@@ -197,7 +205,7 @@ inline constexpr Statement statements[statement_count] = {
      " claim_token = nextval('@.claim_token'), attempts = job.attempts + 1,"
      " last_error = CASE WHEN job.lease_until IS NULL THEN job.last_error"
      "   ELSE 'the lease of attempt ' || job.attempts || ' ran out' END"
-     " FROM picked WHERE job.id = picked.picked_id RETURNING " JOBSCHED_PG_JOB_COLUMNS
+     " WHERE id = ANY (ARRAY(SELECT picked_id FROM picked)) RETURNING " JOBSCHED_PG_JOB_COLUMNS
      ", claim_token"},
     {"complete_claim",
      "UPDATE @.job SET completed_at = $1, " JOBSCHED_PG_LET_GO " WHERE " JOBSCHED_PG_HELD_BY},
@@ -266,15 +274,21 @@ inline constexpr Statement statements[statement_count] = {
 #undef JOBSCHED_PG_LET_GO
 #undef JOBSCHED_PG_HELD_BY
 
-// `sql` with every "@" (the schema) replaced by `quoted_schema`.
-inline std::string in_schema(std::string_view sql, const std::string& quoted_schema) {
+// `sql` with every "@" replaced by `quoted_schema` (the schema as an identifier) and every
+// "@@" by `schema` (its name, inside a string literal: check_schema_name allows no quote).
+inline std::string in_schema(std::string_view sql, const std::string& quoted_schema,
+                             std::string_view schema = {}) {
   std::string out;
   out.reserve(sql.size() + 16 * quoted_schema.size());
-  for (const char c : sql) {
-    if (c == '@')
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    if (sql[i] != '@') {
+      out += sql[i];
+    } else if (i + 1 < sql.size() && sql[i + 1] == '@') {
+      out += schema;
+      ++i;
+    } else {
       out += quoted_schema;
-    else
-      out += c;
+    }
   }
   return out;
 }

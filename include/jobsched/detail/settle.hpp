@@ -14,6 +14,7 @@
 
 #include "../claim.hpp"
 #include "../retry.hpp"
+#include "front.hpp"
 #include "sqlite.hpp"
 #include "statements.hpp"
 #include "validate.hpp"
@@ -36,23 +37,18 @@ inline bool fail_claim(WriteStatements& write, const RetryPolicy& policy,
     run.bind(1, at).bind(2, claim.job_id).bind(3, claim.token);
     if (!run.step())
       return false;
-    const auto attempts = static_cast<int>(run.column_int64(0));
-    const int max_attempts = run.column_type(1) == SQLITE_NULL
-                                 ? policy.max_attempts
-                                 : static_cast<int>(run.column_int64(1));
-    if (attempts < max_attempts) {
-      const Seconds initial = run.column_type(2) == SQLITE_NULL ? policy.initial_backoff
-                                                                : Seconds{run.column_double(2)};
-      const Seconds cap =
-          run.column_type(3) == SQLITE_NULL ? policy.max_backoff : Seconds{run.column_double(3)};
-      const double backoff = policy.backoff(attempts, initial, cap).count();
-      std::uniform_real_distribution<double> share(0.0, 1.0);
-      double when = at + backoff * (1.0 - policy.jitter * share(random));
-      if (run.column_type(5) != SQLITE_NULL)
-        when = std::min(when, run.column_double(5));
-      when = std::min(when, latest_time);
-      retry_at = std::max(when, run.column_double(4));  // never before its creation
-    }
+    HeldJob held;
+    held.attempts = static_cast<int>(run.column_int64(0));
+    if (run.column_type(1) != SQLITE_NULL)
+      held.max_attempts = static_cast<int>(run.column_int64(1));
+    if (run.column_type(2) != SQLITE_NULL)
+      held.initial_backoff = run.column_double(2);
+    if (run.column_type(3) != SQLITE_NULL)
+      held.max_backoff = run.column_double(3);
+    held.created_at = run.column_double(4);
+    if (run.column_type(5) != SQLITE_NULL)
+      held.expires_at = run.column_double(5);
+    retry_at = retry_time(held, policy, random, at);
   }
   Run run(retry_at ? write.retry_later : write.fail_for_good);
   run.bind(1, at).bind(2, claim.job_id).bind(3, claim.token);

@@ -19,6 +19,10 @@ struct PgOptions {
   Clock clock;
   /// When a failed job runs again, as for Options::retry.
   RetryPolicy retry;
+  /// Whose clock `now` is: false, the host's (`clock`); true, the server's, for fleets whose
+  /// hosts disagree: the host's clock plus the skew measured when the scheduler connects
+  /// (PgScheduler::clock_skew), so that it costs no round trip per call.
+  bool server_clock = false;
   /// How long a call waits for a row lock another connection holds before it throws
   /// BusyError (the server's lock_timeout, set on connections PgScheduler::open makes).
   std::chrono::milliseconds busy_timeout{5000};

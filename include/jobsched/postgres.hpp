@@ -61,8 +61,7 @@ class PgScheduler {
                                          "cannot connect to PostgreSQL with '" +
                                              described(conninfo) + "'");
     }
-    const auto timeout = std::max<std::int64_t>(1, options.busy_timeout.count());
-    detail::pg::run(connection.get(), "SET lock_timeout = " + std::to_string(timeout));
+    detail::pg::set_lock_timeout(connection.get(), options.busy_timeout);
     return PgScheduler(std::move(connection), Ownership::owned, std::move(options));
   }
 
@@ -369,8 +368,27 @@ class PgScheduler {
     return paused;
   }
 
-  /// The scheduler's clock: PgOptions::clock, or the system clock.
-  TimePoint now() const { return options_.clock ? options_.clock() : system_now(); }
+  /// The scheduler's clock: PgOptions::clock (or the system clock), plus clock_skew() when
+  /// PgOptions::server_clock is set.
+  TimePoint now() const {
+    const TimePoint host = options_.clock ? options_.clock() : system_now();
+    return options_.server_clock ? host + skew_ : host;
+  }
+
+  /// How far the server's clock is ahead of the host's (PgOptions::clock), negative when
+  /// behind: measured when the scheduler connected (within half a round trip), or at the
+  /// last measure_clock_skew().
+  Seconds clock_skew() const noexcept { return skew_; }
+
+  /// Measures clock_skew() again (clocks drift), and returns it.
+  Seconds measure_clock_skew() {
+    const TimePoint before = options_.clock ? options_.clock() : system_now();
+    const double server = detail::pg::run(db(), detail::pg_sql::server_time).real(0, 0);
+    const TimePoint after = options_.clock ? options_.clock() : system_now();
+    const TimePoint middle = before + (after - before) / 2;
+    skew_ = from_unix_seconds(server) - middle;
+    return skew_;
+  }
 
   /// The schema's version before this scheduler opened it (0: it was created now).
   int migrated_from() const noexcept { return migrated_from_; }
@@ -381,7 +399,8 @@ class PgScheduler {
   /// The schema that holds the tables.
   const std::string& schema() const noexcept { return options_.schema; }
 
-  /// The libpq connection, for the host's own statements and transactions.
+  /// The libpq connection, for the host's own statements and transactions. One the scheduler
+  /// opened is connected again, at the next call, after the server closed it.
   PGconn* handle() const noexcept { return connection_.get(); }
 
  private:
@@ -392,6 +411,7 @@ class PgScheduler {
         quoted_schema_(detail::pg::quoted(options_.schema)),
         prefix_("jobsched_" + std::to_string(next_instance()) + "_") {
     migrated_from_ = detail::pg::migrate(connection_.get(), options_.schema).before;
+    measure_clock_skew();
   }
 
   // A process-wide count, so that schedulers sharing a connection name their statements apart.
@@ -576,7 +596,29 @@ class PgScheduler {
     return detail::checked_time(name, time ? *time : now());
   }
 
-  PGconn* db() const noexcept { return connection_.get(); }
+  // The connection, connected again first when the server closed it (a restart, a
+  // terminated session) and it is the scheduler's own: the call that met the loss threw
+  // IoError, not knowing whether its change committed; the next one starts a new session.
+  PGconn* db() {
+    if (ownership_ == Ownership::owned && PQstatus(connection_.get()) == CONNECTION_BAD)
+      reconnect();
+    return connection_.get();
+  }
+
+  void reconnect() {
+    PQreset(connection_.get());
+    if (PQstatus(connection_.get()) != CONNECTION_OK) {
+      detail::pg::throw_connection_error(connection_.get(),
+                                         "lost the connection to PostgreSQL and cannot connect "
+                                         "again");
+    }
+    detail::pg::set_lock_timeout(connection_.get(), options_.busy_timeout);
+    for (std::unique_ptr<detail::pg::Prepared>& statement : statements_) {
+      if (statement)
+        statement->forget();
+    }
+    measure_clock_skew();  // perhaps another server now (a failover)
+  }
 
   detail::pg::ConnectionPtr connection_;
   Ownership ownership_ = Ownership::owned;
@@ -584,6 +626,7 @@ class PgScheduler {
   std::string quoted_schema_;
   std::string prefix_;
   int migrated_from_ = 0;
+  Seconds skew_{0};
   std::array<std::unique_ptr<detail::pg::Prepared>, detail::pg_sql::statement_count> statements_;
   std::mt19937_64 random_{std::random_device{}()};
 };

@@ -31,6 +31,10 @@
 #ifndef JOBSCHED_TEST_PG_DIR
 #define JOBSCHED_TEST_PG_DIR "/tmp/jobsched-test-pg"
 #endif
+// The script that starts, crashes and stops clusters (for a test that needs its own).
+#ifndef JOBSCHED_TEST_PG_CLUSTER
+#define JOBSCHED_TEST_PG_CLUSTER "tests/backends/pg_cluster"
+#endif
 
 namespace jobsched_test {
 

@@ -7,7 +7,9 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
@@ -317,12 +319,20 @@ class Prepared {
     return Rows(std::move(result));
   }
   const std::string& sql() const noexcept { return sql_; }
+  // After a new session (a reconnect): prepared again at the next run.
+  void forget() noexcept { prepared_ = false; }
 
  private:
   std::string name_;
   std::string sql_;
   bool prepared_ = false;
 };
+
+// Sets how long a statement waits for a row lock before it fails with 55P03 (BusyError).
+inline void set_lock_timeout(PGconn* connection, std::chrono::milliseconds timeout) {
+  const auto milliseconds = std::max<std::int64_t>(1, static_cast<std::int64_t>(timeout.count()));
+  run(connection, "SET lock_timeout = " + std::to_string(milliseconds));
+}
 
 // A payload as its two columns: the storage class (NULL for a NULL payload) and the bytes
 // (integers and reals as their shortest exact decimals).

@@ -70,6 +70,8 @@ inline constexpr const char* select_version = "SELECT version FROM @.schema_vers
 inline constexpr const char* insert_version =
     "INSERT INTO @.schema_version (version) VALUES ($1::integer)"
     " ON CONFLICT (only_row) DO UPDATE SET version = excluded.version";
+// The server's clock, in seconds since the Unix epoch (the moment the statement runs).
+inline constexpr const char* server_time = "SELECT extract(epoch FROM clock_timestamp())::float8";
 // The transaction-scoped lock that serialises migrations of one schema ($1 its name).
 inline constexpr const char* lock_migrations =
     "SELECT pg_advisory_xact_lock(hashtextextended('jobsched migrations ' || $1::text, 0))";
